@@ -1,0 +1,6 @@
+//! The actors: one file each.
+
+pub mod backend_pool;
+pub mod balancer;
+pub mod listener;
+pub mod tls_session;

@@ -1,0 +1,572 @@
+//! The TlsSession actor: one client connection, from TLS handshake to close.
+//!
+//! - **Owns**: the client socket and its TLS state, the connection's buffers,
+//!   and (during an exchange) one upstream connection.
+//! - **Receives**: nothing; its socket loop runs inside its context and the
+//!   actor stops when the loop ends.
+//! - **Sends**: failure reports to the BackendPool through the worker's
+//!   Balancer handle; idle upstream connections back to the worker's pool.
+//! - **Restart policy**: temporary (never restarted): any error ends the
+//!   connection, and only it.
+//!
+//! One request's path: read and strictly parse the head ([`RequestHead`]),
+//! pick a backend, take a pooled connection or connect, write the rewritten
+//! head ([`write_upstream_request`]), stream the body, relay 1xx responses,
+//! parse the final response head, write it to the client re-framed if
+//! needed, stream the body back, then return the upstream connection to the
+//! pool and wait for the next request (keep-alive and pipelining).
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_rustls::TlsAcceptor;
+use log::{debug, info, log_enabled, Level};
+
+use crate::balance::BackendId;
+use crate::http1::{
+    write_downstream_response, write_error_response, write_informational, write_upstream_request, BodyKind,
+    ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version,
+};
+use crate::io::{flush_out, relay_body, Buf, RelayError};
+use crate::runtime::{self, TcpStream};
+use crate::worker::Worker;
+
+/// Log target of the access log: one line per request.
+pub const ACCESS_LOG_TARGET: &str = "terminus::access";
+/// Size of each connection's read buffers (at least the head limit).
+const READ_BUF: usize = 16 * 1024;
+/// Trailer section limit of chunked bodies.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// How long to wait for a backend's `100 Continue` before sending the body anyway.
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+/// Backends tried for one request when connects fail.
+const MAX_CONNECT_ATTEMPTS: usize = 4;
+
+/// One client connection.
+pub struct TlsSession {
+    stream: Option<TcpStream>,
+    peer: SocketAddr,
+    worker: Rc<Worker>,
+}
+
+impl TlsSession {
+    /// A session for an accepted connection (counted by the Listener).
+    pub fn new(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) -> Self {
+        Self { stream: Some(stream), peer, worker }
+    }
+}
+
+impl Actor for TlsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(stream) = self.stream.take() else {
+            ctx.stop();
+            return;
+        };
+        let fut = serve(stream, self.peer, self.worker.clone());
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.worker.sessions.set(self.worker.sessions.get().saturating_sub(1));
+    }
+}
+
+async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let conn = worker.next_conn_id();
+    let acceptor = TlsAcceptor::from(worker.tls.clone());
+    let limit = worker.settings.listener.handshake_timeout;
+    let tls = match runtime::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            debug!("tls handshake failed conn={conn} peer={peer} error={e}");
+            return;
+        }
+        Err(_) => {
+            debug!("tls handshake timed out conn={conn} peer={peer}");
+            return;
+        }
+    };
+    debug!("session open conn={conn} peer={peer}");
+    let mut session = Session::new(conn, peer, tls, worker);
+    session.run().await;
+    let _ = session.client.close().await;
+    debug!("session closed conn={conn} peer={peer}");
+}
+
+/// The outcome of one request, for the access log and the loop.
+struct Outcome {
+    status: u16,
+    bytes: u64,
+    upstream: Option<SocketAddr>,
+    keep_alive: bool,
+}
+
+impl Outcome {
+    fn local(status: u16, keep_alive: bool) -> Self {
+        Self { status, bytes: 0, upstream: None, keep_alive }
+    }
+}
+
+/// Why an exchange with one upstream connection failed.
+#[derive(Debug)]
+enum ExchangeError {
+    /// The upstream failed before any response byte; `replayable` when the
+    /// whole request is still in hand, so a fresh connection may retry it.
+    BeforeResponse { replayable: bool, error: io::Error },
+    /// No response head within the response timeout (504).
+    Timeout,
+    /// The upstream sent something that is not a valid response (502).
+    BadResponse(&'static str),
+    /// The request body from the client was malformed (400, close).
+    BadRequestBody(u16),
+    /// The client went away or stalled: nothing more can be sent to it.
+    Client(io::Error),
+    /// The response head was sent and then the upstream failed: the client
+    /// connection must be closed to signal the truncation.
+    Truncated(io::Error),
+}
+
+/// Backends already tried for one request.
+#[derive(Default)]
+struct Tried {
+    ids: [BackendId; MAX_CONNECT_ATTEMPTS],
+    len: usize,
+}
+
+impl Tried {
+    fn as_slice(&self) -> &[BackendId] {
+        &self.ids[..self.len]
+    }
+    fn push(&mut self, id: BackendId) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+    fn is_full(&self) -> bool {
+        self.len == self.ids.len()
+    }
+}
+
+impl Default for BackendId {
+    fn default() -> Self {
+        BackendId(usize::MAX)
+    }
+}
+
+struct Session<C> {
+    conn: u64,
+    peer: SocketAddr,
+    client: C,
+    worker: Rc<Worker>,
+    /// Bytes read from the client and not yet used (pipelined requests too).
+    rbuf: Buf,
+    /// Bytes read from the current upstream and not yet used.
+    ubuf: Buf,
+    /// Output batch (heads, chunk framing, small bodies).
+    out: Vec<u8>,
+    req: RequestHead,
+    resp: ResponseHead,
+    decoder: ChunkedDecoder,
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
+    fn new(conn: u64, peer: SocketAddr, client: C, worker: Rc<Worker>) -> Self {
+        let cap = READ_BUF.max(worker.settings.http.max_head_bytes);
+        Self {
+            conn,
+            peer,
+            client,
+            rbuf: Buf::with_capacity(cap),
+            ubuf: Buf::with_capacity(cap),
+            out: Vec::with_capacity(crate::io::OUT_BATCH),
+            req: RequestHead::new(),
+            resp: ResponseHead::new(),
+            decoder: ChunkedDecoder::new(MAX_TRAILER_BYTES),
+            worker,
+        }
+    }
+
+    async fn run(&mut self) {
+        loop {
+            match self.read_head().await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(status) => {
+                    self.reply_error(status, false).await;
+                    return;
+                }
+            }
+            let started = Instant::now();
+            let outcome = self.forward().await;
+            if log_enabled!(target: ACCESS_LOG_TARGET, Level::Info) {
+                self.access_log(&outcome, started);
+            }
+            if !outcome.keep_alive || self.worker.shutdown.is_closed() {
+                return;
+            }
+        }
+    }
+
+    fn access_log(&self, o: &Outcome, started: Instant) {
+        let upstream = o.upstream.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        info!(
+            target: ACCESS_LOG_TARGET,
+            "{} \"{} {}\" status={} bytes={} upstream={} duration_us={} conn={}",
+            self.peer.ip(),
+            self.req.method(),
+            self.req.target(),
+            o.status,
+            o.bytes,
+            upstream,
+            started.elapsed().as_micros(),
+            self.conn,
+        );
+    }
+
+    /// Reads until a complete request head is parsed. `Ok(false)`: the
+    /// client closed or went idle; `Err(status)`: reject with that status.
+    async fn read_head(&mut self) -> Result<bool, u16> {
+        let http = &self.worker.settings.http;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if !self.rbuf.is_empty() {
+                match self.req.parse(self.rbuf.filled(), &self.worker.limits) {
+                    Ok(Some(n)) => {
+                        self.rbuf.consume(n);
+                        return Ok(true);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        debug!(
+                            "request rejected conn={} peer={} status={} error={e}",
+                            self.conn,
+                            self.peer,
+                            e.status()
+                        );
+                        return Err(e.status());
+                    }
+                }
+            }
+            let idle = self.rbuf.is_empty();
+            let read = self.rbuf.read_from(&mut self.client);
+            let result = if idle {
+                // Idle between requests: wait for the keep-alive timeout, or
+                // give up at once when the proxy shuts down.
+                let shutdown = async {
+                    let _ = self.worker.shutdown.recv().await;
+                    Err(io::Error::new(io::ErrorKind::Interrupted, "shutting down"))
+                };
+                runtime::timeout(http.keepalive_timeout, futures_lite::future::or(read, shutdown)).await
+            } else {
+                let at = *deadline.get_or_insert_with(|| Instant::now() + http.header_timeout);
+                runtime::timeout(at.saturating_duration_since(Instant::now()), read).await
+            };
+            match result {
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
+                Ok(Ok(_)) => {}
+                Err(_) if idle => {
+                    debug!("idle connection closed conn={} peer={}", self.conn, self.peer);
+                    return Ok(false);
+                }
+                Err(_) => {
+                    debug!("request head timed out conn={} peer={} status=408", self.conn, self.peer);
+                    return Err(408);
+                }
+            }
+        }
+    }
+
+    /// Writes a response the proxy generates itself. `keep_alive` false
+    /// closes the connection afterwards.
+    async fn reply_error(&mut self, status: u16, keep_alive: bool) {
+        self.out.clear();
+        write_error_response(status, !keep_alive, &mut self.out);
+        let _ = flush_out(&mut self.client, &mut self.out).await;
+        let _ = self.client.flush().await;
+    }
+
+    /// Forwards the parsed request and relays the response.
+    async fn forward(&mut self) -> Outcome {
+        let mut tried = Tried::default();
+        let mut fresh_retry_used = false;
+        loop {
+            let Some((id, addr)) = self.worker.balancer.pick(tried.as_slice()) else {
+                let status = if tried.len == 0 { 503 } else { 502 };
+                debug!("no backend conn={} status={status} tried={}", self.conn, tried.len);
+                return self.fail(status).await;
+            };
+            tried.push(id);
+            let pooled = if fresh_retry_used { None } else { self.worker.pool.borrow_mut().take(addr, Instant::now()) };
+            let reused = pooled.is_some();
+            let mut upstream = match pooled {
+                Some(stream) => stream,
+                None => match runtime::connect(addr, self.worker.settings.upstream.connect_timeout).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        debug!("upstream connect failed conn={} upstream={addr} error={e}", self.conn);
+                        self.worker.pool.borrow_mut().forget(addr);
+                        self.worker.balancer.report_failure(addr, connect_reason(&e));
+                        if tried.is_full() {
+                            return self.fail(502).await;
+                        }
+                        continue;
+                    }
+                },
+            };
+            match self.exchange(&mut upstream, addr).await {
+                Ok((outcome, reusable)) => {
+                    if reusable {
+                        self.worker.pool.borrow_mut().put(addr, upstream, Instant::now());
+                    }
+                    return outcome;
+                }
+                Err(ExchangeError::BeforeResponse { replayable: true, error }) if reused && !fresh_retry_used => {
+                    debug!("stale pooled connection conn={} upstream={addr} error={error}; retrying fresh", self.conn);
+                    fresh_retry_used = true;
+                    // Same backend, new connection: undo this pick.
+                    tried.len -= 1;
+                    continue;
+                }
+                Err(ExchangeError::BeforeResponse { error, .. }) => {
+                    debug!("upstream failed before responding conn={} upstream={addr} error={error}", self.conn);
+                    if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused) {
+                        self.worker.balancer.report_failure(addr, "reset");
+                    }
+                    return self.fail_from(502, addr).await;
+                }
+                Err(ExchangeError::Timeout) => {
+                    debug!("upstream response timed out conn={} upstream={addr}", self.conn);
+                    return self.fail_from(504, addr).await;
+                }
+                Err(ExchangeError::BadResponse(reason)) => {
+                    debug!("invalid upstream response conn={} upstream={addr} reason={reason}", self.conn);
+                    return self.fail_from(502, addr).await;
+                }
+                Err(ExchangeError::BadRequestBody(status)) => {
+                    debug!("request body rejected conn={} status={status}", self.conn);
+                    let mut o = self.fail(status).await;
+                    o.keep_alive = false;
+                    return o;
+                }
+                Err(ExchangeError::Client(e)) => {
+                    debug!("client failed mid-request conn={} error={e}", self.conn);
+                    return Outcome { status: 499, bytes: 0, upstream: Some(addr), keep_alive: false };
+                }
+                Err(ExchangeError::Truncated(e)) => {
+                    debug!("response truncated conn={} upstream={addr} error={e}", self.conn);
+                    return Outcome { status: self.resp.status(), bytes: 0, upstream: Some(addr), keep_alive: false };
+                }
+            }
+        }
+    }
+
+    /// Answers with an error status. The connection is kept only when the
+    /// whole request was consumed (no body left unread).
+    async fn fail(&mut self, status: u16) -> Outcome {
+        let keep_alive = self.req.keep_alive() && self.req.body() == BodyKind::Empty;
+        self.reply_error(status, keep_alive).await;
+        Outcome::local(status, keep_alive)
+    }
+
+    async fn fail_from(&mut self, status: u16, addr: SocketAddr) -> Outcome {
+        // The request body may have been partly consumed: close.
+        self.reply_error(status, false).await;
+        Outcome { status, bytes: 0, upstream: Some(addr), keep_alive: false }
+    }
+
+    /// One request/response exchange over one upstream connection.
+    /// Returns the outcome and whether the upstream connection is clean
+    /// enough to be pooled.
+    async fn exchange(&mut self, up: &mut TcpStream, addr: SocketAddr) -> Result<(Outcome, bool), ExchangeError> {
+        let settings = &self.worker.settings;
+        let response_timeout = settings.upstream.response_timeout;
+        let body_timeout = settings.http.body_timeout;
+        let body = self.req.body();
+        let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
+        let default_host = addr.to_string();
+        let via = settings.http.via.then_some("terminus");
+        let _ = settings;
+
+        // 1. The head, with a small Content-Length body that is already
+        //    buffered: the whole request stays in `out` and is replayable.
+        self.out.clear();
+        let fwd = Forwarding { client_ip: self.peer.ip(), proto: "https", default_host: &default_host, via };
+        write_upstream_request(&self.req, &fwd, &mut self.out);
+        let mut body_sent = body == BodyKind::Empty;
+        if let BodyKind::Length(n) = body {
+            if !expect_continue
+                && (self.rbuf.len() as u64) >= n
+                && self.out.len() + (n as usize) <= crate::io::OUT_BATCH
+            {
+                let n = n as usize;
+                self.out.extend_from_slice(&self.rbuf.filled()[..n]);
+                self.rbuf.consume(n);
+                body_sent = true;
+            }
+        }
+        up.write_all(&self.out)
+            .await
+            .map_err(|error| ExchangeError::BeforeResponse { replayable: body_sent, error })?;
+        self.out.clear();
+        self.ubuf.consume(self.ubuf.len());
+
+        // 2. Expect: 100-continue: give the backend a moment to answer first.
+        let mut final_early = false;
+        if expect_continue {
+            match runtime::timeout(CONTINUE_WAIT, self.read_response_head(up, false)).await {
+                Err(_) => {}
+                Ok(result) => {
+                    result?;
+                    if self.resp.is_informational() {
+                        self.relay_informational().await?;
+                    } else {
+                        final_early = true;
+                    }
+                }
+            }
+        }
+
+        // 3. The request body.
+        if !body_sent && !final_early {
+            let relayed = relay_body(
+                body,
+                body,
+                &mut self.client,
+                &mut self.rbuf,
+                up,
+                &mut self.out,
+                &mut self.decoder,
+                body_timeout,
+            )
+            .await;
+            match relayed {
+                Ok(_) => body_sent = true,
+                Err(RelayError::Read(e)) => return Err(ExchangeError::Client(e)),
+                Err(RelayError::Framing(e)) => return Err(ExchangeError::BadRequestBody(e.status())),
+                Err(RelayError::Write(error)) => {
+                    return Err(ExchangeError::BeforeResponse { replayable: false, error })
+                }
+            }
+        }
+
+        // 4. Response heads: relay 1xx, stop at the final one.
+        if !final_early {
+            loop {
+                runtime::timeout(response_timeout, self.read_response_head(up, true))
+                    .await
+                    .map_err(|_| ExchangeError::Timeout)??;
+                if !self.resp.is_informational() {
+                    break;
+                }
+                self.relay_informational().await?;
+            }
+        }
+
+        // 5. The response, re-framed for this client.
+        let is_head = self.req.is_head();
+        let client_keep_alive = self.req.keep_alive() && body_sent && !final_early;
+        let input = self.resp.body(is_head);
+        self.out.clear();
+        let framing =
+            write_downstream_response(&self.resp, is_head, self.req.version(), client_keep_alive, via, &mut self.out);
+        let status = self.resp.status();
+        let relayed = relay_body(
+            input,
+            framing.body,
+            up,
+            &mut self.ubuf,
+            &mut self.client,
+            &mut self.out,
+            &mut self.decoder,
+            response_timeout,
+        )
+        .await;
+        let bytes = match relayed {
+            Ok(n) => n,
+            Err(RelayError::Write(e)) => return Err(ExchangeError::Client(e)),
+            Err(RelayError::Read(e)) => return Err(ExchangeError::Truncated(e)),
+            Err(RelayError::Framing(e)) => {
+                return Err(ExchangeError::Truncated(io::Error::new(io::ErrorKind::InvalidData, e)))
+            }
+        };
+        self.client.flush().await.map_err(ExchangeError::Client)?;
+
+        // 6. Keep the upstream connection if the exchange left it clean.
+        let reusable = body_sent
+            && !final_early
+            && self.resp.keep_alive()
+            && input != BodyKind::CloseDelimited
+            && self.ubuf.is_empty();
+        Ok((Outcome { status, bytes, upstream: Some(addr), keep_alive: framing.keep_alive }, reusable))
+    }
+
+    /// Reads one response head into `self.resp`. Before any byte arrives an
+    /// end of stream or error is `BeforeResponse` (retryable on a reused
+    /// connection while the request is in hand).
+    async fn read_response_head(&mut self, up: &mut TcpStream, replayable_if_empty: bool) -> Result<(), ExchangeError> {
+        let limits = self.worker.limits;
+        let mut seen_any = !self.ubuf.is_empty();
+        loop {
+            if !self.ubuf.is_empty() {
+                match self.resp.parse(self.ubuf.filled(), &limits) {
+                    Ok(Some(n)) => {
+                        self.ubuf.consume(n);
+                        return Ok(());
+                    }
+                    Ok(None) => {}
+                    Err(_) => return Err(ExchangeError::BadResponse("malformed response head")),
+                }
+            }
+            match self.ubuf.read_from(up).await {
+                Ok(0) if !seen_any => {
+                    return Err(ExchangeError::BeforeResponse {
+                        replayable: replayable_if_empty && self.req.body() == BodyKind::Empty,
+                        error: io::ErrorKind::UnexpectedEof.into(),
+                    })
+                }
+                Ok(0) => return Err(ExchangeError::BadResponse("connection closed inside the response head")),
+                Ok(_) => seen_any = true,
+                Err(error) if !seen_any => {
+                    return Err(ExchangeError::BeforeResponse {
+                        replayable: replayable_if_empty && self.req.body() == BodyKind::Empty,
+                        error,
+                    })
+                }
+                Err(_) => return Err(ExchangeError::BadResponse("read error inside the response head")),
+            }
+        }
+    }
+
+    /// Passes a 1xx response on to an HTTP/1.1 client (HTTP/1.0 clients do
+    /// not understand them). A 101 is refused: Terminus never asks for an
+    /// upgrade, so a backend switching protocols is broken.
+    async fn relay_informational(&mut self) -> Result<(), ExchangeError> {
+        if self.resp.status() == 101 {
+            return Err(ExchangeError::BadResponse("unexpected 101 Switching Protocols"));
+        }
+        if self.req.version() == Version::Http11 {
+            self.out.clear();
+            write_informational(&self.resp, &mut self.out);
+            self.client.write_all(&self.out).await.map_err(ExchangeError::Client)?;
+            self.client.flush().await.map_err(ExchangeError::Client)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+fn connect_reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connect refused",
+        io::ErrorKind::TimedOut => "connect timed out",
+        io::ErrorKind::ConnectionReset => "connect reset",
+        _ => "connect failed",
+    }
+}

@@ -1,0 +1,535 @@
+//! Sans-I/O HTTP/1.1 codec for Terminus (RFC 9110 / RFC 9112).
+//!
+//! Bytes go in, typed values come out; nothing here does I/O, allocates per
+//! request in steady state, or logs. Parsing is deliberately strict: anything
+//! ambiguous about message framing is rejected so that it can never reach a
+//! backend (request smuggling).
+//!
+//! - [`RequestHead`] parses client request heads into a reusable struct.
+//! - [`ResponseHead`] parses backend response heads into a reusable struct.
+//! - [`ChunkedDecoder`] incrementally decodes `Transfer-Encoding: chunked`.
+//! - [`write_upstream_request`] and [`write_downstream_response`] serialize
+//!   the heads forwarded to the backend and the client.
+
+use std::ops::Range;
+
+mod chunked;
+mod error;
+mod forward;
+mod request;
+mod response;
+
+pub use chunked::{write_chunk, write_chunk_header, write_last_chunk, ChunkedDecoder, Decoded};
+pub use error::Http1Error;
+pub use forward::{write_upstream_request, Forwarding};
+pub use request::RequestHead;
+pub use response::{
+    write_downstream_response, write_error_response, write_informational, DownstreamFraming, ResponseHead,
+};
+
+/// Size limits for parsing heads.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum size of a head in bytes, including the final empty line.
+    pub max_head_bytes: usize,
+    /// Maximum number of header fields (capped at 128 internally).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    /// 16 KiB heads, 100 header fields.
+    fn default() -> Self {
+        Limits { max_head_bytes: 16 * 1024, max_headers: 100 }
+    }
+}
+
+/// HTTP protocol version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+}
+
+impl Version {
+    /// The version as written on the wire, e.g. `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+
+    /// The `received-protocol` form used in `Via`, e.g. `"1.1"`.
+    pub(crate) fn via_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "1.0",
+            Version::Http11 => "1.1",
+        }
+    }
+}
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes (never 0: that is [`BodyKind::Empty`]).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The body extends until the connection is closed (responses only).
+    CloseDelimited,
+}
+
+/// The standard reason phrase for `status`, or `"Unknown"`.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Hard cap on the number of header fields parsed (size of the stack array).
+pub(crate) const MAX_HEADERS_CAP: usize = 128;
+
+/// Byte ranges of one header field inside an owned head buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderRange {
+    /// Range of the field name.
+    pub(crate) name: Range<usize>,
+    /// Range of the field value (OWS already trimmed by httparse).
+    pub(crate) value: Range<usize>,
+}
+
+/// Framing information extracted from a head's header fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Framing {
+    /// The (single, validated) Content-Length value, if any.
+    pub(crate) content_length: Option<u64>,
+    /// A valid `Transfer-Encoding: chunked` was present.
+    pub(crate) chunked: bool,
+}
+
+/// Returns the bytes of `r` inside `raw`, or an empty slice if out of range.
+pub(crate) fn slice<'a>(raw: &'a [u8], r: &Range<usize>) -> &'a [u8] {
+    raw.get(r.clone()).unwrap_or_default()
+}
+
+/// Returns `r` inside `raw` as `&str`, or `""` if out of range or not UTF-8.
+pub(crate) fn slice_str<'a>(raw: &'a [u8], r: &Range<usize>) -> &'a str {
+    std::str::from_utf8(slice(raw, r)).unwrap_or_default()
+}
+
+/// Offset of `sub` inside `base`, when `sub` points into `base`.
+pub(crate) fn offset_in(base: &[u8], sub: &[u8]) -> Option<Range<usize>> {
+    let start = (sub.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+    let end = start.checked_add(sub.len())?;
+    (end <= base.len()).then_some(start..end)
+}
+
+/// Records httparse headers as ranges relative to `base`.
+pub(crate) fn collect_headers(
+    base: &[u8],
+    parsed: &[httparse::Header<'_>],
+    out: &mut Vec<HeaderRange>,
+) -> Result<(), Http1Error> {
+    out.clear();
+    for h in parsed {
+        let name = offset_in(base, h.name.as_bytes());
+        let value = offset_in(base, h.value);
+        match (name, value) {
+            (Some(name), Some(value)) => out.push(HeaderRange { name, value }),
+            _ => return Err(Http1Error::Malformed { reason: "header outside head" }),
+        }
+    }
+    Ok(())
+}
+
+/// Scans a head starting at `start` for its end (the index just past the
+/// empty line), rejecting bare CR, bare LF, control bytes and obs-fold.
+/// Returns `Ok(None)` when no complete head is present yet.
+pub(crate) fn scan_head(buf: &[u8], start: usize) -> Result<Option<usize>, Http1Error> {
+    let mut line_start = start;
+    let mut i = start;
+    while let Some(&b) = buf.get(i) {
+        match b {
+            b'\n' => {
+                let prev = i.checked_sub(1).and_then(|j| buf.get(j));
+                if i <= start || prev != Some(&b'\r') {
+                    return Err(Http1Error::Malformed { reason: "bare LF" });
+                }
+                // The line [line_start, i - 1) just ended.
+                if i - 1 == line_start {
+                    if line_start == start {
+                        return Err(Http1Error::Malformed { reason: "empty start line" });
+                    }
+                    return Ok(Some(i + 1));
+                }
+                line_start = i + 1;
+                if let Some(b' ' | b'\t') = buf.get(i + 1) {
+                    return Err(Http1Error::Malformed { reason: "obs-fold or whitespace-prefixed line" });
+                }
+            }
+            b'\r' => {
+                if let Some(&next) = buf.get(i + 1) {
+                    if next != b'\n' {
+                        return Err(Http1Error::Malformed { reason: "bare CR" });
+                    }
+                }
+            }
+            b'\t' => {}
+            0x00..=0x1f | 0x7f => {
+                return Err(Http1Error::Malformed { reason: "control byte in head" });
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(None)
+}
+
+/// Maps an httparse error; `start_line` is the first line of the head, used
+/// to tell an unsupported but well-formed version (505) from garbage (400).
+pub(crate) fn map_httparse_error(e: httparse::Error, start_line: &[u8], is_request: bool) -> Http1Error {
+    match e {
+        httparse::Error::TooManyHeaders => Http1Error::TooManyHeaders,
+        httparse::Error::Version => {
+            let mut parts = start_line.split(|&b| b == b' ');
+            let version = if is_request {
+                let v = parts.nth(2);
+                if parts.next().is_some() {
+                    None
+                } else {
+                    v
+                }
+            } else {
+                parts.next()
+            };
+            match version {
+                Some(v) if looks_like_http_version(v) => Http1Error::UnsupportedVersion,
+                _ => Http1Error::Malformed { reason: "invalid HTTP version" },
+            }
+        }
+        httparse::Error::HeaderName => Http1Error::Malformed { reason: "invalid header name" },
+        httparse::Error::HeaderValue => Http1Error::Malformed { reason: "invalid header value" },
+        httparse::Error::NewLine => Http1Error::Malformed { reason: "invalid line ending" },
+        httparse::Error::Status => Http1Error::Malformed { reason: "invalid status code" },
+        httparse::Error::Token => Http1Error::Malformed { reason: "invalid token in start line" },
+    }
+}
+
+/// `HTTP/` DIGIT `.` DIGIT, exactly.
+fn looks_like_http_version(v: &[u8]) -> bool {
+    matches!(v, [b'H', b'T', b'T', b'P', b'/', a, b'.', b]
+        if a.is_ascii_digit() && b.is_ascii_digit())
+}
+
+/// The first line of a head (without CRLF).
+pub(crate) fn first_line(head: &[u8]) -> &[u8] {
+    let end = head.windows(2).position(|w| w == b"\r\n").unwrap_or(head.len());
+    head.get(..end).unwrap_or_default()
+}
+
+/// Trims optional whitespace (SP / HTAB) on both sides.
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Non-empty comma-separated list elements of a field value, OWS-trimmed.
+pub(crate) fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
+}
+
+/// `tchar` from RFC 9110 5.6.2.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+        )
+}
+
+/// Parses 1*DIGIT into a u64, rejecting anything else and overflow.
+pub(crate) fn parse_dec(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether a `Connection` field among `headers` lists `token`.
+pub(crate) fn connection_has(raw: &[u8], headers: &[HeaderRange], token: &[u8]) -> bool {
+    headers
+        .iter()
+        .filter(|h| slice(raw, &h.name).eq_ignore_ascii_case(b"connection"))
+        .flat_map(|h| list_elements(slice(raw, &h.value)))
+        .any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Validates Content-Length / Transfer-Encoding. `te_allowed` is false for
+/// HTTP/1.0 requests; `is_request` selects 501 vs 400 for unsupported codings.
+pub(crate) fn analyze_framing(
+    raw: &[u8],
+    headers: &[HeaderRange],
+    is_request: bool,
+    te_allowed: bool,
+) -> Result<Framing, Http1Error> {
+    let mut content_length: Option<u64> = None;
+    let mut has_cl = false;
+    let mut has_te = false;
+    let mut last_chunked = false;
+    let mut chunked_count = 0usize;
+    let mut other_coding = false;
+    for h in headers {
+        let name = slice(raw, &h.name);
+        let value = slice(raw, &h.value);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            has_cl = true;
+            for el in value.split(|&b| b == b',') {
+                let n = parse_dec(trim_ows(el)).ok_or(Http1Error::BadFraming { reason: "invalid Content-Length" })?;
+                match content_length {
+                    Some(prev) if prev != n => {
+                        return Err(Http1Error::BadFraming { reason: "conflicting Content-Length" });
+                    }
+                    _ => content_length = Some(n),
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            has_te = true;
+            for el in value.split(|&b| b == b',') {
+                let el = trim_ows(el);
+                if el.is_empty() {
+                    return Err(Http1Error::BadFraming { reason: "empty transfer coding" });
+                }
+                if el.eq_ignore_ascii_case(b"chunked") {
+                    chunked_count += 1;
+                    last_chunked = true;
+                } else {
+                    other_coding = true;
+                    last_chunked = false;
+                }
+            }
+        }
+    }
+    if !has_te {
+        return Ok(Framing { content_length, chunked: false });
+    }
+    if has_cl {
+        return Err(Http1Error::BadFraming { reason: "both Content-Length and Transfer-Encoding" });
+    }
+    if !te_allowed {
+        return Err(Http1Error::BadFraming { reason: "Transfer-Encoding in HTTP/1.0 request" });
+    }
+    if !last_chunked {
+        return Err(Http1Error::BadFraming { reason: "final transfer coding is not chunked" });
+    }
+    if other_coding || chunked_count > 1 {
+        let reason = "unsupported transfer coding";
+        return Err(if is_request { Http1Error::NotImplemented { reason } } else { Http1Error::BadFraming { reason } });
+    }
+    Ok(Framing { content_length: None, chunked: true })
+}
+
+/// Header names never forwarded (framing headers are handled separately).
+const HOP_BY_HOP: &[&[u8]] =
+    &[b"connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade", b"proxy-connection"];
+
+/// Names that a `Connection` option may not remove: framing and routing.
+const PROTECTED: &[&[u8]] = &[b"host", b"content-length"];
+
+/// Whether header `name` is hop-by-hop for this message: a fixed hop-by-hop
+/// name, any `Proxy-*`, or a name listed in `Connection` (except the
+/// framing/routing fields in [`PROTECTED`], which a peer could otherwise
+/// strip to desynchronize the backend).
+pub(crate) fn is_hop_by_hop(name: &[u8], raw: &[u8], headers: &[HeaderRange]) -> bool {
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return true;
+    }
+    if name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-")) {
+        return true;
+    }
+    if PROTECTED.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return false;
+    }
+    connection_has(raw, headers, name)
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_dec(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Appends `n` in lowercase hexadecimal.
+pub(crate) fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let (Some(slot), Some(&d)) = (buf.get_mut(i), DIGITS.get((n & 0xf) as usize)) {
+            *slot = d;
+        }
+        n >>= 4;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Appends `name: value\r\n`.
+pub(crate) fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Helpers shared by the test modules.
+
+    /// A tiny xorshift64* PRNG, deterministic, for fuzz-ish tests.
+    pub(crate) struct XorShift(pub(crate) u64);
+
+    impl XorShift {
+        /// Next pseudo-random 64-bit value.
+        pub(crate) fn next_u64(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// Fills `out` with a random string biased towards HTTP-ish bytes.
+        pub(crate) fn fill(&mut self, out: &mut Vec<u8>, alphabet: &[u8]) {
+            out.clear();
+            let len = (self.next_u64() % 200) as usize;
+            for _ in 0..len {
+                let r = self.next_u64();
+                let b = if r % 4 == 0 { (r >> 8) as u8 } else { alphabet[((r >> 8) % alphabet.len() as u64) as usize] };
+                out.push(b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_phrases() {
+        const CASES: &[(u16, &str)] = &[
+            (100, "Continue"),
+            (101, "Switching Protocols"),
+            (103, "Early Hints"),
+            (200, "OK"),
+            (204, "No Content"),
+            (304, "Not Modified"),
+            (400, "Bad Request"),
+            (404, "Not Found"),
+            (408, "Request Timeout"),
+            (413, "Content Too Large"),
+            (414, "URI Too Long"),
+            (429, "Too Many Requests"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (501, "Not Implemented"),
+            (502, "Bad Gateway"),
+            (503, "Service Unavailable"),
+            (504, "Gateway Timeout"),
+            (505, "HTTP Version Not Supported"),
+            (299, "Unknown"),
+            (0, "Unknown"),
+        ];
+        for &(code, phrase) in CASES {
+            assert_eq!(reason_phrase(code), phrase, "status {code}");
+        }
+    }
+
+    #[test]
+    fn decimal_and_hex() {
+        const CASES: &[(&str, u64, &str, &str)] = &[
+            ("zero", 0, "0", "0"),
+            ("one", 1, "1", "1"),
+            ("ten", 10, "10", "a"),
+            ("big", 1_234_567_890, "1234567890", "499602d2"),
+            ("max", u64::MAX, "18446744073709551615", "ffffffffffffffff"),
+        ];
+        for &(name, n, dec, hex) in CASES {
+            let mut out = Vec::new();
+            push_dec(&mut out, n);
+            assert_eq!(out, dec.as_bytes(), "{name}: dec");
+            out.clear();
+            push_hex(&mut out, n);
+            assert_eq!(out, hex.as_bytes(), "{name}: hex");
+        }
+    }
+
+    #[test]
+    fn parse_decimal() {
+        const CASES: &[(&str, &[u8], Option<u64>)] = &[
+            ("simple", b"42", Some(42)),
+            ("leading zeros", b"007", Some(7)),
+            ("empty", b"", None),
+            ("plus", b"+5", None),
+            ("minus", b"-1", None),
+            ("hex", b"0x10", None),
+            ("space", b"5 5", None),
+            ("max", b"18446744073709551615", Some(u64::MAX)),
+            ("overflow", b"18446744073709551616", None),
+        ];
+        for &(name, input, expected) in CASES {
+            assert_eq!(parse_dec(input), expected, "{name}");
+        }
+    }
+}

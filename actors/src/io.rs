@@ -1,0 +1,326 @@
+//! Buffered body relaying between two byte streams, with framing conversion.
+//!
+//! Generic over futures-io, no actix: used by the session in both directions
+//! (client to backend for request bodies, backend to client for responses).
+//! Memory is constant: at most one read buffer and one output batch per
+//! direction, whatever the body size.
+
+use std::io;
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::http1::{self, BodyKind, ChunkedDecoder, Decoded, Http1Error};
+use crate::runtime;
+
+/// Output is batched up to this many bytes before it is written, so a small
+/// response head and body leave in one write (one TLS record).
+pub const OUT_BATCH: usize = 16 * 1024;
+
+/// A read buffer with a consumed prefix: `data[start..end]` is unread.
+#[derive(Debug)]
+pub struct Buf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Buf {
+    /// A buffer holding at most `capacity` unread bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { data: vec![0; capacity], start: 0, end: 0 }
+    }
+
+    /// The unread bytes.
+    pub fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// Number of unread bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether nothing is unread.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks `n` unread bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether the buffer cannot take more bytes.
+    pub fn is_full(&self) -> bool {
+        self.start == 0 && self.end == self.data.len()
+    }
+
+    /// Reads once from `src` into the free space; `Ok(0)` means end of
+    /// stream (or a full buffer, which callers avoid).
+    pub async fn read_from<R: AsyncRead + Unpin>(&mut self, src: &mut R) -> io::Result<usize> {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = src.read(&mut self.data[self.end..]).await?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+/// Which side of a relay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Reading the source failed, timed out, or it ended early.
+    #[error("source: {0}")]
+    Read(io::Error),
+    /// Writing the destination failed.
+    #[error("destination: {0}")]
+    Write(io::Error),
+    /// The source's framing is invalid (a bad chunk).
+    #[error("framing: {0}")]
+    Framing(Http1Error),
+}
+
+/// Streams one body from `src` (framed as `input`, starting with whatever is
+/// already in `buf`) to `dst` (framed as `output`). `out` may already hold a
+/// head to send first; it is written together with the first body bytes.
+/// Returns the number of body payload bytes relayed.
+///
+/// Supported pairs: equal framings, `Chunked -> CloseDelimited` (for
+/// HTTP/1.0 clients) and `CloseDelimited -> Chunked` (to keep an HTTP/1.1
+/// client connection alive). `Empty` on either side sends no body.
+#[allow(clippy::too_many_arguments)]
+pub async fn relay_body<R, W>(
+    input: BodyKind,
+    output: BodyKind,
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    decoder: &mut ChunkedDecoder,
+    read_timeout: Duration,
+) -> Result<u64, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut relayed = 0u64;
+    match input {
+        BodyKind::Empty => {}
+        BodyKind::Length(mut left) => {
+            while left > 0 {
+                if buf.is_empty() {
+                    fill(src, buf, dst, out, read_timeout).await?;
+                }
+                let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                emit(&buf.filled()[..take], dst, out).await?;
+                buf.consume(take);
+                left -= take as u64;
+                relayed += take as u64;
+            }
+        }
+        BodyKind::CloseDelimited => loop {
+            if buf.is_empty() {
+                match fill_or_eof(src, buf, dst, out, read_timeout).await? {
+                    0 => break,
+                    _ => continue,
+                }
+            }
+            let n = buf.len();
+            if output == BodyKind::Chunked {
+                http1::write_chunk_header(n, out);
+                emit(buf.filled(), dst, out).await?;
+                out.extend_from_slice(b"\r\n");
+            } else {
+                emit(buf.filled(), dst, out).await?;
+            }
+            buf.consume(n);
+            relayed += n as u64;
+        },
+        BodyKind::Chunked => {
+            decoder.reset();
+            loop {
+                let (used, event) = decoder.decode(buf.filled()).map_err(RelayError::Framing)?;
+                match event {
+                    Decoded::NeedMore => {
+                        buf.consume(used);
+                        fill(src, buf, dst, out, read_timeout).await?;
+                    }
+                    Decoded::Data(range) => {
+                        let data = &buf.filled()[range];
+                        relayed += data.len() as u64;
+                        if output == BodyKind::Chunked {
+                            http1::write_chunk_header(data.len(), out);
+                            emit(data, dst, out).await?;
+                            out.extend_from_slice(b"\r\n");
+                        } else {
+                            emit(data, dst, out).await?;
+                        }
+                        buf.consume(used);
+                    }
+                    Decoded::Done => {
+                        buf.consume(used);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if output == BodyKind::Chunked {
+        let trailers = if input == BodyKind::Chunked { decoder.trailers() } else { &[] };
+        http1::write_last_chunk(trailers, out);
+    }
+    flush_out(dst, out).await?;
+    Ok(relayed)
+}
+
+/// Appends `data` to the batch, writing the batch (and large slices
+/// directly) when it would grow past [`OUT_BATCH`].
+async fn emit<W: AsyncWrite + Unpin>(data: &[u8], dst: &mut W, out: &mut Vec<u8>) -> Result<(), RelayError> {
+    if out.len() + data.len() <= OUT_BATCH {
+        out.extend_from_slice(data);
+        return Ok(());
+    }
+    flush_out(dst, out).await?;
+    if data.len() <= OUT_BATCH {
+        out.extend_from_slice(data);
+        Ok(())
+    } else {
+        dst.write_all(data).await.map_err(RelayError::Write)
+    }
+}
+
+/// Writes and clears the batch.
+pub async fn flush_out<W: AsyncWrite + Unpin>(dst: &mut W, out: &mut Vec<u8>) -> Result<(), RelayError> {
+    if !out.is_empty() {
+        dst.write_all(out).await.map_err(RelayError::Write)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Before blocking on the source, hands what is batched to the destination,
+/// then reads; the source ending here is an error (the body was cut short).
+async fn fill<R, W>(
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match fill_or_eof(src, buf, dst, out, limit).await? {
+        0 => Err(RelayError::Read(io::ErrorKind::UnexpectedEof.into())),
+        _ => Ok(()),
+    }
+}
+
+async fn fill_or_eof<R, W>(
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<usize, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    flush_out(dst, out).await?;
+    dst.flush().await.map_err(RelayError::Write)?;
+    if buf.is_full() {
+        // A chunk line longer than the buffer: the decoder bounds these, so
+        // this only happens with hostile input.
+        return Err(RelayError::Framing(Http1Error::BadChunk { reason: "chunk line too long" }));
+    }
+    match runtime::timeout(limit, buf.read_from(src)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) | Err(e) => Err(RelayError::Read(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: BodyKind, output: BodyKind, wire: &[u8], chunk_cap: usize) -> (Vec<u8>, u64) {
+        let mut src = futures_lite::io::Cursor::new(wire.to_vec());
+        let mut dst = Vec::new();
+        let mut buf = Buf::with_capacity(chunk_cap);
+        let mut out = Vec::new();
+        let mut dec = ChunkedDecoder::new(4096);
+        let n = futures_lite::future::block_on(relay_body(
+            input,
+            output,
+            &mut src,
+            &mut buf,
+            &mut dst,
+            &mut out,
+            &mut dec,
+            Duration::from_secs(1),
+        ))
+        .expect("relay");
+        (dst, n)
+    }
+
+    #[test]
+    fn framings_convert() {
+        let cases: &[(&str, BodyKind, BodyKind, &[u8], &[u8], u64)] = &[
+            ("length", BodyKind::Length(5), BodyKind::Length(5), b"hello", b"hello", 5),
+            ("empty", BodyKind::Empty, BodyKind::Empty, b"", b"", 0),
+            (
+                "chunked passthrough with trailer",
+                BodyKind::Chunked,
+                BodyKind::Chunked,
+                b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+                5,
+            ),
+            ("chunked to close", BodyKind::Chunked, BodyKind::CloseDelimited, b"3\r\nabc\r\n0\r\n\r\n", b"abc", 3),
+            (
+                "close to chunked",
+                BodyKind::CloseDelimited,
+                BodyKind::Chunked,
+                b"abcdef",
+                b"6\r\nabcdef\r\n0\r\n\r\n",
+                6,
+            ),
+            ("close to close", BodyKind::CloseDelimited, BodyKind::CloseDelimited, b"abcdef", b"abcdef", 6),
+        ];
+        for (name, input, output, wire, want, n) in cases {
+            let (got, count) = run(*input, *output, wire, 64);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want), "{name}");
+            assert_eq!(count, *n, "{name}");
+        }
+    }
+
+    #[test]
+    fn truncated_length_body_is_a_read_error() {
+        let mut src = futures_lite::io::Cursor::new(b"abc".to_vec());
+        let mut dst = Vec::new();
+        let mut buf = Buf::with_capacity(64);
+        let mut out = Vec::new();
+        let mut dec = ChunkedDecoder::new(4096);
+        let r = futures_lite::future::block_on(relay_body(
+            BodyKind::Length(10),
+            BodyKind::Length(10),
+            &mut src,
+            &mut buf,
+            &mut dst,
+            &mut out,
+            &mut dec,
+            Duration::from_secs(1),
+        ));
+        assert!(matches!(r, Err(RelayError::Read(_))), "{r:?}");
+    }
+}

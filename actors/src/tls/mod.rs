@@ -1,0 +1,99 @@
+//! TLS protocol setup: PEM loading and the rustls server configuration.
+//!
+//! No actix here. The configuration is built once per (re)load and shared by
+//! every session as an `Arc<ServerConfig>`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::server::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// ALPN protocol Terminus speaks to clients.
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// ALPN name of HTTP/1.0, accepted too (served as HTTP/1.x).
+pub const ALPN_HTTP10: &[u8] = b"http/1.0";
+
+/// Why a certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The file could not be read or holds no PEM certificate.
+    #[error("{path}: cannot read certificate: {reason}")]
+    Certificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The file could not be read or holds no usable PEM private key.
+    #[error("{path}: cannot read private key: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls rejected the pair (e.g. the key does not match the certificate).
+    #[error("{cert} with {key}: {reason}")]
+    Pair {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+}
+
+/// Reads a PEM certificate chain (leaf first).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Certificate { path: path.to_owned(), reason };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(pem_reason(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(pem_reason(&e)))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate found".into()));
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_owned(), reason: pem_reason(&e) })
+}
+
+fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::Io(io) => io.to_string(),
+        rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind found".into(),
+        other => format!("invalid PEM: {other:?}"),
+    }
+}
+
+/// Builds the server configuration for a certificate and key file:
+/// TLS 1.2 and 1.3 with rustls' safe defaults, ALPN `http/1.1`, and a check
+/// that the key matches the certificate.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certs(cert)?;
+    let private = load_key(key)?;
+    let pair_err = |reason: String| TlsError::Pair { cert: cert.to_owned(), key: key.to_owned(), reason };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| pair_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| pair_err(describe(&e)))?;
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn describe(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InconsistentKeys(_) => "the private key does not match the certificate".into(),
+        other => other.to_string(),
+    }
+}

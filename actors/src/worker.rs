@@ -1,0 +1,137 @@
+//! One worker thread's shared state and its main function.
+//!
+//! A worker hosts its own Listener (accepting from the shared listening
+//! sockets), its Balancer, its sessions and its upstream connection pool.
+//! Everything here is thread-local (`Rc`, `Cell`): a request never crosses
+//! threads.
+
+use std::cell::{Cell, RefCell};
+use std::net::TcpListener as StdTcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use log::{debug, info};
+use rustls::ServerConfig;
+
+use crate::actors::backend_pool::{BackendFailed, BackendPool, Subscribe};
+use crate::actors::balancer::{Balancer, BalancerHandle};
+use crate::actors::listener::Listener;
+use crate::balance::{self, PoolSnapshot};
+use crate::http1::Limits;
+use crate::runtime;
+use crate::settings::Settings;
+use crate::upstream::ConnPool;
+
+/// How often idle upstream connections are checked for expiry.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// State shared by everything on one worker thread.
+pub struct Worker {
+    /// Worker index, for logs.
+    pub index: usize,
+    /// The settings this worker was started with.
+    pub settings: Arc<Settings>,
+    /// TLS configuration for new handshakes.
+    pub tls: Arc<ServerConfig>,
+    /// Parsing limits derived from the settings.
+    pub limits: Limits,
+    /// This worker's balancer.
+    pub balancer: BalancerHandle,
+    /// This worker's idle upstream connections.
+    pub pool: RefCell<ConnPool>,
+    /// Open client sessions.
+    pub sessions: Cell<usize>,
+    next_conn: Cell<u64>,
+    /// Closed (never sent on) when the proxy shuts down: sessions waiting
+    /// for the next request on an idle connection see it and close.
+    pub shutdown: async_channel::Receiver<()>,
+}
+
+impl Worker {
+    /// A fresh connection id, unique within this worker.
+    pub fn next_conn_id(&self) -> u64 {
+        let id = self.next_conn.get();
+        self.next_conn.set(id + 1);
+        (id << 8) | (self.index as u64 & 0xff)
+    }
+}
+
+/// What a worker thread needs to start.
+pub struct WorkerSpec {
+    /// Worker index.
+    pub index: usize,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// TLS configuration.
+    pub tls: Arc<ServerConfig>,
+    /// Listening sockets (clones of the proxy's).
+    pub listeners: Vec<StdTcpListener>,
+    /// The backend pool actor.
+    pub pool: Addr<BackendPool>,
+    /// The pool's snapshot at start.
+    pub snapshot: Arc<PoolSnapshot>,
+    /// Closed when the proxy shuts down.
+    pub shutdown: async_channel::Receiver<()>,
+    /// How long in-flight sessions may take to finish after shutdown.
+    pub drain: Duration,
+}
+
+/// The worker thread's main future: starts the actors, waits for shutdown,
+/// drains, returns.
+pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Result<()>>) {
+    let settings = spec.settings;
+    let balancer = BalancerHandle::new(
+        spec.snapshot,
+        balance::strategy(settings.upstream.strategy),
+        spec.pool.clone().recipient::<BackendFailed>(),
+    );
+    let worker = Rc::new(Worker {
+        index: spec.index,
+        limits: Limits { max_head_bytes: settings.http.max_head_bytes, max_headers: settings.http.max_headers },
+        tls: spec.tls,
+        balancer: balancer.clone(),
+        pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
+        sessions: Cell::new(0),
+        next_conn: Cell::new(1),
+        shutdown: spec.shutdown.clone(),
+        settings,
+    });
+    let balancer_addr = Balancer::new(balancer).start();
+    spec.pool.do_send(Subscribe(balancer_addr.recipient()));
+    let listener = match Listener::new(spec.listeners, worker.clone()) {
+        Ok(l) => l.start(),
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    info!("worker started worker={}", spec.index);
+
+    let sweeper = {
+        let worker = worker.clone();
+        async move {
+            loop {
+                runtime::sleep(POOL_SWEEP_INTERVAL).await;
+                let closed = worker.pool.borrow_mut().expire(Instant::now());
+                if closed > 0 {
+                    debug!("idle upstream connections expired worker={} closed={closed}", worker.index);
+                }
+            }
+        }
+    };
+    futures_lite::future::or(sweeper, async {
+        let _ = spec.shutdown.recv().await;
+    })
+    .await;
+
+    // Stop accepting, then let in-flight sessions finish up to the deadline.
+    listener.do_send(crate::actors::listener::StopAccepting);
+    let deadline = Instant::now() + spec.drain;
+    while worker.sessions.get() > 0 && Instant::now() < deadline {
+        runtime::sleep(Duration::from_millis(10)).await;
+    }
+    info!("worker stopped worker={} abandoned_sessions={}", spec.index, worker.sessions.get());
+}

@@ -1,0 +1,167 @@
+//! `terminus`: the service binary. CLI, settings loading, logging, signals.
+
+mod demo;
+mod settings;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use log::{error, info};
+use terminus_actors::{Proxy, Settings};
+
+use crate::settings::Overrides;
+
+/// Default log filter when RUST_LOG is unset: lifecycle at info, the
+/// per-request access log off (enable it with RUST_LOG=info,terminus::access=info).
+const DEFAULT_LOG_FILTER: &str = "info,terminus::access=off";
+
+/// Terminus: a TLS-offloading reverse proxy and load balancer.
+///
+/// With no arguments at all, it starts on an embedded default: 127.0.0.1:8443
+/// with a self-signed certificate, in front of two built-in demo backends.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (see config/default.toml for every key).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// TLS listen address (listener.address).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Backend address, repeatable (upstream.backends).
+    #[arg(long = "backend")]
+    backends: Vec<String>,
+    /// PEM certificate chain (listener.cert).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// PEM private key (listener.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Worker threads; 0 = one per core (runtime.workers).
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration (and load the certificate) without starting.
+    Check,
+}
+
+impl Cli {
+    fn is_bare(&self) -> bool {
+        self.config.is_none()
+            && self.listen.is_none()
+            && self.backends.is_empty()
+            && self.cert.is_none()
+            && self.key.is_none()
+            && self.command.is_none()
+    }
+
+    fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        if let Some(a) = self.listen {
+            o.set("listener.address", a.to_string());
+        }
+        if !self.backends.is_empty() {
+            o.set("upstream.backends", self.backends.clone());
+        }
+        if let Some(p) = &self.cert {
+            o.set("listener.cert", p.display().to_string());
+        }
+        if let Some(p) = &self.key {
+            o.set("listener.key", p.display().to_string());
+        }
+        if let Some(w) = self.workers {
+            o.set("runtime.workers", w as u64);
+        }
+        o
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_LOG_FILTER)).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("terminus: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let settings = if cli.is_bare() {
+        demo_settings(&env)?
+    } else {
+        settings::load(cli.config.as_deref(), &env, &cli.overrides())?
+    };
+    if let Some(Command::Check) = cli.command {
+        terminus_actors::tls::server_config(&settings.listener.cert, &settings.listener.key)?;
+        println!(
+            "configuration ok: {} backend(s), listener {}",
+            settings.upstream.backends.len(),
+            settings.listener.address
+        );
+        return Ok(());
+    }
+    serve(settings)
+}
+
+/// The embedded default: self-signed certificate, two demo backends.
+fn demo_settings(env: &HashMap<String, String>) -> anyhow::Result<Settings> {
+    let (cert, key) = demo::self_signed_cert()?;
+    let a = demo::start_backend("demo-1").context("starting demo backend 1")?;
+    let b = demo::start_backend("demo-2").context("starting demo backend 2")?;
+    let mut o = Overrides::default();
+    o.set("listener.cert", cert.display().to_string());
+    o.set("listener.key", key.display().to_string());
+    o.set("upstream.backends", vec![a.to_string(), b.to_string()]);
+    let settings = settings::load(None, env, &o)?;
+    println!("Terminus demo mode (no configuration given):");
+    println!("  self-signed certificate  {}", cert.display());
+    println!("  demo backends            {a} (demo-1), {b} (demo-2)");
+    println!("  listening                https://{}/", settings.listener.address);
+    println!();
+    println!("Try:   curl -k https://{}/   (twice: the backends take turns)", settings.listener.address);
+    println!("Next:  terminus --listen ADDR --backend HOST:PORT --cert cert.pem --key key.pem");
+    println!("       terminus --config config/example.toml   (every key: config/default.toml)");
+    println!("Logs:  RUST_LOG=debug,terminus::access=info terminus");
+    Ok(settings)
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let system = actix::System::new();
+    system.block_on(async move {
+        let proxy = Proxy::start(settings)?;
+        wait_for_signal().await;
+        info!("shutting down; draining in-flight requests");
+        proxy.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
