@@ -105,8 +105,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         settings::load(cli.config.as_deref(), &env, &cli.overrides())?
     };
+    let origin = cli.config.as_ref().map_or_else(|| "command line".to_owned(), |p| p.display().to_string());
     if let Some(Command::Check) = cli.command {
-        terminus_actors::tls::server_config(&settings.listener.cert, &settings.listener.key)?;
+        terminus_actors::tls::server_config(&settings.listener.cert, &settings.listener.key)
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", terminus_actors::StartError::from(e)))?;
         println!(
             "configuration ok: {} backend(s), listener {}",
             settings.upstream.backends.len(),
@@ -114,7 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    serve(settings)
+    serve(settings, &origin)
 }
 
 /// The embedded default: self-signed certificate, two demo backends.
@@ -139,10 +141,10 @@ fn demo_settings(env: &HashMap<String, String>) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-fn serve(settings: Settings) -> anyhow::Result<()> {
+fn serve(settings: Settings, origin: &str) -> anyhow::Result<()> {
     let system = actix::System::new();
     system.block_on(async move {
-        let proxy = Proxy::start(settings)?;
+        let proxy = Proxy::start(settings).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         wait_for_signal().await;
         info!("shutting down; draining in-flight requests");
         proxy.shutdown().await;
@@ -152,7 +154,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Resolves on SIGINT or SIGTERM.
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {

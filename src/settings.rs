@@ -85,10 +85,10 @@ impl std::error::Error for LoadError {}
 /// environment in production and a fixed map in tests.
 pub fn load(file: Option<&Path>, env: &HashMap<String, String>, flags: &Overrides) -> Result<Settings, LoadError> {
     let file_origin = || file.map_or(Origin::Defaults, |p| Origin::File(p.to_owned()));
-    if let Some(path) = file {
-        if !path.is_file() {
-            return Err(LoadError { origin: Origin::File(path.to_owned()), key: None, reason: "no such file".into() });
-        }
+    if let Some(path) = file
+        && !path.is_file()
+    {
+        return Err(LoadError { origin: Origin::File(path.to_owned()), key: None, reason: "no such file".into() });
     }
     // Layer by layer, so that an error is blamed on the layer that made it.
     let base = || {
@@ -181,11 +181,7 @@ fn unknown_field(msg: &str) -> Option<String> {
 }
 
 fn reason_text(msg: &str) -> String {
-    if msg.starts_with("unknown field") {
-        format!("unknown key ({msg})")
-    } else {
-        msg.to_owned()
-    }
+    if msg.starts_with("unknown field") { format!("unknown key ({msg})") } else { msg.to_owned() }
 }
 
 #[cfg(test)]

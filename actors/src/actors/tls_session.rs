@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
-use log::{debug, info, log_enabled, Level};
+use log::{Level, debug, info, log_enabled};
 
 use crate::balance::BackendId;
 use crate::http1::{
-    write_downstream_response, write_error_response, write_informational, write_upstream_request, BodyKind,
-    ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version,
+    BodyKind, ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version, write_downstream_response,
+    write_error_response, write_informational, write_upstream_request,
 };
-use crate::io::{flush_out, relay_body, Buf, RelayError};
+use crate::io::{Buf, RelayError, flush_out, relay_body};
 use crate::runtime::{self, TcpStream};
 use crate::worker::Worker;
 
@@ -392,7 +392,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
         let default_host = addr.to_string();
         let via = settings.http.via.then_some("terminus");
-        let _ = settings;
 
         // 1. The head, with a small Content-Length body that is already
         //    buffered: the whole request stays in `out` and is replayable.
@@ -400,16 +399,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let fwd = Forwarding { client_ip: self.peer.ip(), proto: "https", default_host: &default_host, via };
         write_upstream_request(&self.req, &fwd, &mut self.out);
         let mut body_sent = body == BodyKind::Empty;
-        if let BodyKind::Length(n) = body {
-            if !expect_continue
-                && (self.rbuf.len() as u64) >= n
-                && self.out.len() + (n as usize) <= crate::io::OUT_BATCH
-            {
-                let n = n as usize;
-                self.out.extend_from_slice(&self.rbuf.filled()[..n]);
-                self.rbuf.consume(n);
-                body_sent = true;
-            }
+        if let BodyKind::Length(n) = body
+            && !expect_continue
+            && (self.rbuf.len() as u64) >= n
+            && self.out.len() + (n as usize) <= crate::io::OUT_BATCH
+        {
+            let n = n as usize;
+            self.out.extend_from_slice(&self.rbuf.filled()[..n]);
+            self.rbuf.consume(n);
+            body_sent = true;
         }
         up.write_all(&self.out)
             .await
@@ -451,7 +449,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 Err(RelayError::Read(e)) => return Err(ExchangeError::Client(e)),
                 Err(RelayError::Framing(e)) => return Err(ExchangeError::BadRequestBody(e.status())),
                 Err(RelayError::Write(error)) => {
-                    return Err(ExchangeError::BeforeResponse { replayable: false, error })
+                    return Err(ExchangeError::BeforeResponse { replayable: false, error });
                 }
             }
         }
@@ -493,7 +491,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             Err(RelayError::Write(e)) => return Err(ExchangeError::Client(e)),
             Err(RelayError::Read(e)) => return Err(ExchangeError::Truncated(e)),
             Err(RelayError::Framing(e)) => {
-                return Err(ExchangeError::Truncated(io::Error::new(io::ErrorKind::InvalidData, e)))
+                return Err(ExchangeError::Truncated(io::Error::new(io::ErrorKind::InvalidData, e)));
             }
         };
         self.client.flush().await.map_err(ExchangeError::Client)?;
@@ -529,7 +527,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                     return Err(ExchangeError::BeforeResponse {
                         replayable: replayable_if_empty && self.req.body() == BodyKind::Empty,
                         error: io::ErrorKind::UnexpectedEof.into(),
-                    })
+                    });
                 }
                 Ok(0) => return Err(ExchangeError::BadResponse("connection closed inside the response head")),
                 Ok(_) => seen_any = true,
@@ -537,7 +535,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                     return Err(ExchangeError::BeforeResponse {
                         replayable: replayable_if_empty && self.req.body() == BodyKind::Empty,
                         error,
-                    })
+                    });
                 }
                 Err(_) => return Err(ExchangeError::BadResponse("read error inside the response head")),
             }

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::http1::{is_tchar, push_hex, Http1Error};
+use crate::http1::{Http1Error, is_tchar, push_hex};
 
 /// Maximum length of a chunk-size line (size plus extensions).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -308,4 +308,232 @@ pub fn write_last_chunk(trailers: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"0\r\n");
     out.extend_from_slice(trailers);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::test_util::XorShift;
+
+    /// Decodes `input` fed in pieces of `split` bytes; returns the payload,
+    /// the number of bytes consumed and whether Done was reached.
+    fn run(dec: &mut ChunkedDecoder, input: &[u8], split: usize) -> Result<(Vec<u8>, usize, bool), Http1Error> {
+        let mut data = Vec::new();
+        let mut consumed = 0;
+        for piece in input.chunks(split.max(1)) {
+            let mut rest = piece;
+            loop {
+                let (n, d) = dec.decode(rest)?;
+                consumed += n;
+                match d {
+                    Decoded::Data(r) => {
+                        assert!(!r.is_empty(), "empty data range");
+                        data.extend_from_slice(&rest[r]);
+                    }
+                    Decoded::NeedMore => {
+                        assert_eq!(n, rest.len(), "NeedMore must consume everything");
+                        break;
+                    }
+                    Decoded::Done => return Ok((data, consumed, true)),
+                }
+                rest = &rest[n..];
+            }
+        }
+        Ok((data, consumed, false))
+    }
+
+    const SPLITS: &[usize] = &[1, 2, 3, 5, 7, 13, usize::MAX];
+
+    /// (name, encoded body, decoded data, kept trailers).
+    type BodyCase = (&'static str, &'static [u8], &'static [u8], &'static [u8]);
+
+    const VALID: &[BodyCase] = &[
+        ("simple", b"5\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+        ("empty body", b"0\r\n\r\n", b"", b""),
+        ("two chunks", b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n", b"abcdefg", b""),
+        ("uppercase hex", b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789", b""),
+        ("lowercase hex", b"a\r\n0123456789\r\n0\r\n\r\n", b"0123456789", b""),
+        ("leading zeros", b"0005\r\nhello\r\n0000\r\n\r\n", b"hello", b""),
+        ("16 digits", b"000000000000000a\r\n0123456789\r\n0\r\n\r\n", b"0123456789", b""),
+        ("extension", b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+        ("extensions quoted", b"5;a=\"x;y \\\" z\";b\r\nhello\r\n0;last=1\r\n\r\n", b"hello", b""),
+        ("extension with tab", b"5;\ta=b\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+        ("crlf inside data", b"4\r\n\r\n\r\n\r\n0\r\n\r\n", b"\r\n\r\n", b""),
+        ("binary data", b"4\r\n\0\xff\n\r\r\n0\r\n\r\n", b"\0\xff\n\r", b""),
+        (
+            "trailers",
+            b"5\r\nhello\r\n0\r\nX-Sum: abc\r\nx-t:\t1 \xe9\r\n\r\n",
+            b"hello",
+            b"X-Sum: abc\r\nx-t:\t1 \xe9\r\n",
+        ),
+        (
+            "framing trailers dropped",
+            b"0\r\nContent-Length: 5\r\nX: y\r\nTransfer-Encoding: chunked\r\nHOST: h\r\n\r\n",
+            b"",
+            b"X: y\r\n",
+        ),
+    ];
+
+    #[test]
+    fn valid_bodies_at_every_split() {
+        let mut dec = ChunkedDecoder::new(1024);
+        for (name, input, data, trailers) in VALID {
+            for &split in SPLITS {
+                dec.reset();
+                let got = run(&mut dec, input, split);
+                assert_eq!(got, Ok((data.to_vec(), input.len(), true)), "{name}: split {split}");
+                assert_eq!(dec.trailers(), *trailers, "{name}: split {split}: trailers");
+                assert!(dec.is_done(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn stops_at_end_of_body() {
+        let mut dec = ChunkedDecoder::new(64);
+        for (name, input, data, _) in VALID {
+            dec.reset();
+            let mut buf = input.to_vec();
+            buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            let got = run(&mut dec, &buf, usize::MAX);
+            assert_eq!(got, Ok((data.to_vec(), input.len(), true)), "{name}");
+            assert_eq!(dec.decode(b"more"), Ok((0, Decoded::Done)), "{name}: after done");
+            assert_eq!(dec.decode(b""), Ok((0, Decoded::Done)), "{name}: after done, empty");
+        }
+    }
+
+    const BAD: Http1Error = Http1Error::BadChunk { reason: "" };
+
+    const INVALID: &[(&str, &[u8], usize /*max trailer bytes*/, Http1Error)] = &[
+        ("empty size", b"\r\n", 64, BAD),
+        ("space before size", b" 5\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("space after size", b"5 \r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("tab after size", b"5\t\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("space before semicolon", b"5 ;a\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("plus sign", b"+5\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("minus sign", b"-5\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("0x prefix", b"0x5\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("non hex", b"g\r\n", 64, BAD),
+        ("garbage after size", b"5x\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("semicolon without size", b";a\r\n", 64, BAD),
+        ("17 digits", b"00000000000000005\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("u64 overflow", b"1ffffffffffffffff\r\n", 64, BAD),
+        ("bare LF after size", b"5\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("bare CR after size", b"5\rhello\r\n0\r\n\r\n", 64, BAD),
+        ("missing CRLF after data", b"5\r\nhelloX\r\n0\r\n\r\n", 64, BAD),
+        ("LF only after data", b"5\r\nhello\n0\r\n\r\n", 64, BAD),
+        ("CR only after data", b"5\r\nhello\r0\r\n\r\n", 64, BAD),
+        ("data longer than size", b"3\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("bare LF in extension", b"5;a\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("bare LF in quoted extension", b"5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("control byte in extension", b"5;a\x01\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("DEL in extension", b"5;a\x7f\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("bare CR in extension", b"5;a\rb\r\nhello\r\n0\r\n\r\n", 64, BAD),
+        ("trailer bare LF", b"0\r\nX: y\n\r\n", 64, BAD),
+        ("final bare LF", b"0\r\n\n", 64, BAD),
+        ("final bare CR", b"0\r\n\rX", 64, BAD),
+        ("trailer bare CR", b"0\r\nX: y\rZ\r\n\r\n", 64, BAD),
+        ("trailer obs-fold", b"0\r\nX: y\r\n z\r\n\r\n", 64, BAD),
+        ("trailer leading tab", b"0\r\n\tX: y\r\n\r\n", 64, BAD),
+        ("trailer no colon", b"0\r\nXY\r\n\r\n", 64, BAD),
+        ("trailer empty name", b"0\r\n: y\r\n\r\n", 64, BAD),
+        ("trailer space before colon", b"0\r\nX : y\r\n\r\n", 64, BAD),
+        ("trailer bad name char", b"0\r\nX(y): z\r\n\r\n", 64, BAD),
+        ("trailer NUL", b"0\r\nX: a\0b\r\n\r\n", 64, BAD),
+        ("trailers too large", b"0\r\nX-Long: 123456789\r\n\r\n", 10, Http1Error::TrailersTooLarge),
+        ("trailers too large by CRLF", b"0\r\nX: 12345\r\n\r\n", 9, Http1Error::TrailersTooLarge),
+    ];
+
+    #[test]
+    fn invalid_bodies() {
+        for (name, input, max_trailers, want) in INVALID {
+            for &split in SPLITS {
+                let mut dec = ChunkedDecoder::new(*max_trailers);
+                match run(&mut dec, input, split) {
+                    Err(e) => {
+                        assert_eq!(
+                            std::mem::discriminant(&e),
+                            std::mem::discriminant(want),
+                            "{name}: split {split}: {e:?}"
+                        );
+                        assert_eq!(e.status(), 400, "{name}");
+                    }
+                    Ok(got) => panic!("{name}: split {split}: expected {want:?}, got {got:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trailer_limit_boundary() {
+        // "X: 12345\r\n" is exactly 10 bytes.
+        const CASES: &[(&str, usize, bool)] =
+            &[("at limit", 10, true), ("below", 9, false), ("zero, no trailers", 0, false)];
+        for &(name, max, ok) in CASES {
+            let mut dec = ChunkedDecoder::new(max);
+            let got = run(&mut dec, b"0\r\nX: 12345\r\n\r\n", 1);
+            assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+        }
+        let mut dec = ChunkedDecoder::new(0);
+        assert_eq!(run(&mut dec, b"0\r\n\r\n", 1), Ok((Vec::new(), 5, true)), "no trailers with max 0");
+    }
+
+    #[test]
+    fn extension_line_bounded() {
+        let cases: &[(&str, usize, bool)] = &[("fits", MAX_CHUNK_LINE - 2, true), ("too long", MAX_CHUNK_LINE, false)];
+        for &(name, ext_len, ok) in cases {
+            let mut input = b"5;".to_vec();
+            input.extend(std::iter::repeat_n(b'a', ext_len));
+            input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            let mut dec = ChunkedDecoder::new(0);
+            let got = run(&mut dec, &input, 100);
+            assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn large_chunk_streams_without_buffering() {
+        let mut dec = ChunkedDecoder::new(0);
+        // A 2^60-byte chunk: Data ranges cover whatever input is available.
+        assert_eq!(dec.decode(b"1000000000000000\r\n"), Ok((18, Decoded::NeedMore)));
+        assert_eq!(dec.decode(&[7u8; 100]), Ok((100, Decoded::Data(0..100))));
+        assert_eq!(dec.decode(b""), Ok((0, Decoded::NeedMore)));
+    }
+
+    #[test]
+    fn encoder() {
+        /// (name, data, trailers, encoded).
+        const CASES: &[BodyCase] = &[
+            ("one byte", b"x", b"", b"1\r\nx\r\n0\r\n\r\n"),
+            ("sixteen bytes", b"0123456789abcdef", b"", b"10\r\n0123456789abcdef\r\n0\r\n\r\n"),
+            ("empty chunk skipped", b"", b"X: y\r\n", b"0\r\nX: y\r\n\r\n"),
+        ];
+        for (name, data, trailers, want) in CASES {
+            let mut out = Vec::new();
+            write_chunk(data, &mut out);
+            write_last_chunk(trailers, &mut out);
+            assert_eq!(out, *want, "{name}");
+            // Round trip through the decoder.
+            let mut dec = ChunkedDecoder::new(64);
+            assert_eq!(run(&mut dec, &out, 1), Ok((data.to_vec(), out.len(), true)), "{name}: round trip");
+            assert_eq!(dec.trailers(), *trailers, "{name}: trailers");
+        }
+        let mut out = Vec::new();
+        write_chunk_header(255, &mut out);
+        assert_eq!(out, b"ff\r\n");
+    }
+
+    #[test]
+    fn fuzz_no_panic() {
+        const ALPHABET: &[u8] = b"0123456789abcdefABCDEF;=\"\\\r\n \tX:-";
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
+        let mut buf = Vec::new();
+        let mut dec = ChunkedDecoder::new(32);
+        for _ in 0..10_000 {
+            rng.fill(&mut buf, ALPHABET);
+            dec.reset();
+            let split = (rng.next_u64() % 8) as usize + 1;
+            let _ = run(&mut dec, &buf, split);
+        }
+    }
 }

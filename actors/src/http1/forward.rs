@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
-use crate::http1::{is_hop_by_hop, is_tchar, push_dec, push_field, slice, BodyKind, RequestHead};
+use crate::http1::{BodyKind, RequestHead, is_hop_by_hop, is_tchar, push_dec, push_field, slice};
 
 /// Information about the client connection added to forwarded requests.
 #[derive(Debug, Clone, Copy)]
@@ -137,4 +137,149 @@ fn push_forwarded_value(out: &mut Vec<u8>, v: &[u8]) {
         out.push(b);
     }
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::http1::Limits;
+    use crate::http1::test_util::XorShift;
+
+    const V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+    const FWD: Forwarding<'static> =
+        Forwarding { client_ip: V4, proto: "https", default_host: "127.0.0.1:8080", via: None };
+
+    const CASES: &[(&str, &[u8], Forwarding<'static>, &[u8])] = &[
+        ("basic get",
+            b"GET /x?y HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
+            FWD,
+            b"GET /x?y HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=example.com\r\n\r\n"),
+        ("hop-by-hop removed, expect kept, chunked re-added",
+            b"POST /u HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop, Upgrade\r\nKeep-Alive: 300\r\nX-Hop: 1\r\nTE: trailers\r\n\
+Upgrade: websocket\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic x\r\nExpect: 100-continue\r\n\
+Transfer-Encoding: chunked\r\nX-End: z\r\n\r\n",
+            FWD,
+            b"POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nX-End: z\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ("xff and forwarded merged, spoofed proto/host dropped",
+            b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nx-forwarded-for: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: http\r\n\
+X-Forwarded-Host: evil\r\nForwarded: for=1.1.1.1\r\nforwarded: for=\"[2001:db8::1]\";proto=http\r\nX-Forwarded-For:\r\n\r\n",
+            FWD,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\
+X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=1.1.1.1, for=\"[2001:db8::1]\";proto=http, for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+        ("ipv6 client, host with port quoted, via",
+            b"GET / HTTP/1.1\r\nHost: example.com:8443\r\n\r\n",
+            Forwarding { client_ip: V6, via: Some("terminus"), ..FWD },
+            b"GET / HTTP/1.1\r\nHost: example.com:8443\r\n\
+X-Forwarded-For: ::1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com:8443\r\n\
+Forwarded: for=\"[::1]\";proto=https;host=\"example.com:8443\"\r\nVia: 1.1 terminus\r\n\r\n"),
+        ("http/1.0 without host",
+            b"GET /old HTTP/1.0\r\nUser-Agent: x\r\nConnection: keep-alive\r\n\r\n",
+            Forwarding { via: Some("terminus"), ..FWD },
+            b"GET /old HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: x\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\n\
+Forwarded: for=192.0.2.1;proto=https\r\nVia: 1.0 terminus\r\n\r\n"),
+        ("absolute-form rewrites target and host",
+            b"GET http://Example.com/p?q HTTP/1.1\r\nhost: example.com\r\nX: 1\r\n\r\n",
+            FWD,
+            b"GET /p?q HTTP/1.1\r\nhost: Example.com\r\nX: 1\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: Example.com\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=Example.com\r\n\r\n"),
+        ("absolute-form http/1.0 without host, empty path",
+            b"GET http://a:81?q HTTP/1.0\r\n\r\n",
+            FWD,
+            b"GET /?q HTTP/1.1\r\nHost: a:81\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a:81\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=\"a:81\"\r\n\r\n"),
+        ("duplicate content-length collapsed",
+            b"PUT /f HTTP/1.1\r\nHost: a\r\ncontent-length: 05\r\nX: 1\r\nContent-Length: 5, 5\r\n\r\n",
+            FWD,
+            b"PUT /f HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\nX: 1\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+        ("content-length zero kept",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            FWD,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+        ("connection cannot strip host or content-length",
+            b"POST / HTTP/1.1\r\nConnection: Host, Content-Length, close\r\nHost: a\r\nContent-Length: 3\r\n\r\n",
+            FWD,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+        ("order, case and obs-text preserved",
+            b"GET / HTTP/1.1\r\nuser-AGENT: x\r\nHost: a\r\nCookie: a=1\r\nX-Bin: \xe9\tz\r\ncookie: b=2\r\nVia: 1.1 cdn\r\n\r\n",
+            Forwarding { via: Some("terminus"), ..FWD },
+            b"GET / HTTP/1.1\r\nuser-AGENT: x\r\nHost: a\r\nCookie: a=1\r\nX-Bin: \xe9\tz\r\ncookie: b=2\r\nVia: 1.1 cdn\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\nVia: 1.1 terminus\r\n\r\n"),
+        ("options asterisk",
+            b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+            FWD,
+            b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+    ];
+
+    #[test]
+    fn golden_upstream_requests() {
+        let mut head = RequestHead::new();
+        let mut out = Vec::new();
+        for (name, input, fwd, want) in CASES {
+            assert_eq!(head.parse(input, &Limits::default()), Ok(Some(input.len())), "{name}: parse");
+            out.clear();
+            write_upstream_request(&head, fwd, &mut out);
+            assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want), "{name}");
+            // What we send must itself be a valid request with the same framing.
+            let mut again = RequestHead::new();
+            assert_eq!(again.parse(&out, &Limits::default()), Ok(Some(out.len())), "{name}: reparse");
+            assert_eq!(again.body(), head.body(), "{name}: framing preserved");
+            assert!(again.keep_alive(), "{name}: upstream stays keep-alive");
+        }
+    }
+
+    #[test]
+    fn forwarded_value_quoting() {
+        const CASES: &[(&str, &[u8], &[u8])] = &[
+            ("token", b"https", b"https"),
+            ("colon", b"a:1", b"\"a:1\""),
+            ("ipv6 literal", b"[::1]:8", b"\"[::1]:8\""),
+            ("escapes", b"a\"b\\c", b"\"a\\\"b\\\\c\""),
+            ("empty", b"", b"\"\""),
+        ];
+        for (name, input, want) in CASES {
+            let mut out = Vec::new();
+            push_forwarded_value(&mut out, input);
+            assert_eq!(out, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn fuzz_no_panic() {
+        const ALPHABET: &[u8] = b"Connection: X-Forwarded-For Forwarded Host Content-Length 0123456789,:;\r\n\"[]";
+        let mut rng = XorShift(0x0123_4567_89ab_cdef);
+        let mut head = RequestHead::new();
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            rng.fill(&mut buf, ALPHABET);
+            buf.splice(0..0, b"POST /p HTTP/1.1\r\nHost: h\r\n".iter().copied());
+            buf.extend_from_slice(b"\r\n\r\n");
+            if let Ok(Some(_)) = head.parse(&buf, &Limits::default()) {
+                out.clear();
+                write_upstream_request(&head, &FWD, &mut out);
+                assert!(out.ends_with(b"\r\n\r\n"));
+            }
+        }
+    }
 }

@@ -19,12 +19,12 @@ mod forward;
 mod request;
 mod response;
 
-pub use chunked::{write_chunk, write_chunk_header, write_last_chunk, ChunkedDecoder, Decoded};
+pub use chunked::{ChunkedDecoder, Decoded, write_chunk, write_chunk_header, write_last_chunk};
 pub use error::Http1Error;
-pub use forward::{write_upstream_request, Forwarding};
+pub use forward::{Forwarding, write_upstream_request};
 pub use request::RequestHead;
 pub use response::{
-    write_downstream_response, write_error_response, write_informational, DownstreamFraming, ResponseHead,
+    DownstreamFraming, ResponseHead, write_downstream_response, write_error_response, write_informational,
 };
 
 /// Size limits for parsing heads.
@@ -159,7 +159,9 @@ pub(crate) fn collect_headers(
         let value = offset_in(base, h.value);
         match (name, value) {
             (Some(name), Some(value)) => out.push(HeaderRange { name, value }),
-            _ => return Err(Http1Error::Malformed { reason: "header outside head" }),
+            _ => {
+                return Err(Http1Error::Malformed { reason: "header outside head" });
+            }
         }
     }
     Ok(())
@@ -191,10 +193,10 @@ pub(crate) fn scan_head(buf: &[u8], start: usize) -> Result<Option<usize>, Http1
                 }
             }
             b'\r' => {
-                if let Some(&next) = buf.get(i + 1) {
-                    if next != b'\n' {
-                        return Err(Http1Error::Malformed { reason: "bare CR" });
-                    }
+                if let Some(&next) = buf.get(i + 1)
+                    && next != b'\n'
+                {
+                    return Err(Http1Error::Malformed { reason: "bare CR" });
                 }
             }
             b'\t' => {}
@@ -217,11 +219,7 @@ pub(crate) fn map_httparse_error(e: httparse::Error, start_line: &[u8], is_reque
             let mut parts = start_line.split(|&b| b == b' ');
             let version = if is_request {
                 let v = parts.nth(2);
-                if parts.next().is_some() {
-                    None
-                } else {
-                    v
-                }
+                if parts.next().is_some() { None } else { v }
             } else {
                 parts.next()
             };
@@ -281,11 +279,7 @@ pub(crate) fn parse_dec(v: &[u8]) -> Option<u64> {
         return None;
     }
     v.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(b - b'0')) } else { None }
     })
 }
 
@@ -455,7 +449,11 @@ pub(crate) mod test_util {
             let len = (self.next_u64() % 200) as usize;
             for _ in 0..len {
                 let r = self.next_u64();
-                let b = if r % 4 == 0 { (r >> 8) as u8 } else { alphabet[((r >> 8) % alphabet.len() as u64) as usize] };
+                let b = if r.is_multiple_of(4) {
+                    (r >> 8) as u8
+                } else {
+                    alphabet[((r >> 8) % alphabet.len() as u64) as usize]
+                };
                 out.push(b);
             }
         }

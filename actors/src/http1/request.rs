@@ -7,8 +7,8 @@
 use std::ops::Range;
 
 use crate::http1::{
-    analyze_framing, collect_headers, connection_has, first_line, list_elements, map_httparse_error, offset_in,
-    scan_head, slice, slice_str, BodyKind, HeaderRange, Http1Error, Limits, Version, MAX_HEADERS_CAP,
+    BodyKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_headers,
+    connection_has, first_line, list_elements, map_httparse_error, offset_in, scan_head, slice, slice_str,
 };
 
 /// A parsed request head. Create once with [`RequestHead::new`] and call
@@ -87,28 +87,26 @@ impl RequestHead {
     pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Http1Error> {
         self.clear();
         let incomplete = || {
-            if buf.len() >= limits.max_head_bytes {
-                Err(Http1Error::HeadTooLarge)
-            } else {
-                Ok(None)
-            }
+            if buf.len() >= limits.max_head_bytes { Err(Http1Error::HeadTooLarge) } else { Ok(None) }
         };
+        // Never look past the limit, however much the caller buffered.
+        let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
         // RFC 9112 2.2: ignore empty lines received before the request-line.
         let mut start = 0;
         loop {
-            match (buf.get(start), buf.get(start + 1)) {
+            match (window.get(start), window.get(start + 1)) {
                 (Some(b'\r'), Some(b'\n')) => start += 2,
                 (Some(b'\r'), None) | (None, _) => return incomplete(),
                 _ => break,
             }
         }
-        let Some(end) = scan_head(buf, start)? else {
+        let Some(end) = scan_head(window, start)? else {
             return incomplete();
         };
         if end > limits.max_head_bytes {
             return Err(Http1Error::HeadTooLarge);
         }
-        let head = buf.get(start..end).unwrap_or_default();
+        let head = window.get(start..end).unwrap_or_default();
         self.parse_complete(head, limits)?;
         Ok(Some(end))
     }
@@ -120,7 +118,9 @@ impl RequestHead {
         let mut req = httparse::Request::new(fields);
         match req.parse(head) {
             Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Ok(_) => return Err(Http1Error::Malformed { reason: "inconsistent head end" }),
+            Ok(_) => {
+                return Err(Http1Error::Malformed { reason: "inconsistent head end" });
+            }
             Err(e) => return Err(map_httparse_error(e, first_line(head), true)),
         }
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -193,7 +193,8 @@ impl RequestHead {
         };
         for h in &self.headers {
             let name = slice(&self.raw, &h.name);
-            if name.eq_ignore_ascii_case(b"expect") {
+            // RFC 9110 10.1.1: ignore 100-continue from HTTP/1.0 clients.
+            if name.eq_ignore_ascii_case(b"expect") && self.version == Version::Http11 {
                 let v = slice(&self.raw, &h.value);
                 if list_elements(v).any(|e| e.eq_ignore_ascii_case(b"100-continue")) {
                     self.expects_continue = true;
@@ -567,6 +568,9 @@ mod tests {
         ),
     ];
 
+    /// (name, input, limits, expected parse result).
+    type LimitCase<'a> = (&'a str, &'a [u8], Limits, Result<Option<usize>, Http1Error>);
+
     #[test]
     fn accept_and_reject_table() {
         let mut head = RequestHead::new();
@@ -684,6 +688,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             Want { wants_upgrade: true, ..GET },
         ),
+        (
+            "expect from http/1.0 ignored",
+            b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n",
+            Want { method: "PUT", version: Version::Http10, host: None, keep_alive: false, ..GET },
+        ),
+        ("expect other", b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", Want { method: "PUT", ..GET }),
         ("head", b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", Want { method: "HEAD", is_head: true, ..GET }),
         ("lowercase head is another method", b"head / HTTP/1.1\r\nHost: a\r\n\r\n", Want { method: "head", ..GET }),
     ];
@@ -778,7 +788,7 @@ mod tests {
             v
         };
         let limits = |max_head_bytes, max_headers| Limits { max_head_bytes, max_headers };
-        let cases: &[(&str, &[u8], Limits, Result<Option<usize>, Http1Error>)] = &[
+        let cases: &[LimitCase] = &[
             ("exactly at limit", req, limits(27, 10), Ok(Some(27))),
             ("one over limit", req, limits(26, 10), Err(Http1Error::HeadTooLarge)),
             ("incomplete under limit", &req[..20], limits(21, 10), Ok(None)),
@@ -793,6 +803,18 @@ mod tests {
             ),
             ("101 headers default", &many, Limits::default(), Err(Http1Error::TooManyHeaders)),
             ("101 headers, cap 128", &many, limits(16384, 1000), Ok(Some(many.len()))),
+            (
+                "bad bytes past limit not scanned",
+                b"GET / HTTP/1.1\r\nX: \0",
+                limits(16, 10),
+                Err(Http1Error::HeadTooLarge),
+            ),
+            (
+                "head before limit, body after",
+                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\0\0\0\0",
+                limits(27, 10),
+                Ok(Some(27)),
+            ),
             ("zero headers allowed", b"GET / HTTP/1.0\r\n\r\n", limits(100, 0), Ok(Some(18))),
         ];
         let mut head = RequestHead::new();
@@ -827,9 +849,9 @@ mod tests {
         let mut head = RequestHead::new();
         let mut buf = Vec::new();
         let limits = Limits { max_head_bytes: 150, max_headers: 8 };
-        for i in 0..10_000 {
+        for i in 0..10_000u32 {
             rng.fill(&mut buf, ALPHABET);
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 // Make it look more like a request so that deeper code runs.
                 buf.splice(0..0, b"POST / HTTP/1.1\r\nHost: a\r\n".iter().copied());
                 buf.extend_from_slice(b"\r\n\r\n");

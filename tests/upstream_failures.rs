@@ -1,0 +1,75 @@
+//! Backends that are down, slow or gone get clear answers, and the others
+//! keep serving.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestProxy, dead_addr};
+
+#[test]
+fn down_backend_is_skipped_without_errors() {
+    let up = Backend::start("up");
+    let proxy = TestProxy::start(&[dead_addr(), up.addr()]);
+    for i in 0..20 {
+        let r = proxy.get("/");
+        assert_eq!((r.status, r.text()), (200, "up".to_owned()), "request {i}");
+    }
+    let status = proxy.pool_status();
+    assert!(!status[0].up, "the dead backend is marked down: {status:?}");
+    assert!(status[1].up);
+}
+
+#[test]
+fn every_backend_down_answers_502_then_503() {
+    let proxy = TestProxy::start(&[dead_addr(), dead_addr()]);
+    let first = proxy.get("/");
+    assert_eq!(first.status, 502, "connect failed on every candidate");
+    assert!(first.text().contains("502"));
+    assert!(common::wait_until(Duration::from_secs(2), || proxy.pool_status().iter().all(|b| !b.up)));
+    let next = proxy.get("/");
+    assert_eq!(next.status, 503, "no healthy backend left");
+}
+
+#[test]
+fn backend_back_after_backoff_is_used_again() {
+    let backend = Backend::start("phoenix");
+    backend.stop();
+    let proxy = TestProxy::start_with(&[backend.addr()], |s| s.upstream.down_backoff = Duration::from_millis(300));
+    assert_eq!(proxy.get("/").status, 502);
+    backend.restart().expect("restart on the same port");
+    assert!(
+        common::wait_until(Duration::from_secs(3), || proxy.get("/").status == 200),
+        "restored backend never served again"
+    );
+}
+
+#[test]
+fn slow_backend_answers_504() {
+    let backend = Backend::start("slow");
+    let proxy = TestProxy::start_with(&[backend.addr()], |s| s.upstream.response_timeout = Duration::from_millis(300));
+    let r = proxy.get("/slow?ms=2000");
+    assert_eq!(r.status, 504);
+    assert!(r.text().contains("504"));
+    // A fast request afterwards still works (on a new upstream connection).
+    assert_eq!(proxy.get("/").status, 200);
+}
+
+#[test]
+fn backend_dying_mid_response_closes_the_client_connection() {
+    let backend = Backend::start("b");
+    let proxy = TestProxy::start(&[backend.addr()]);
+    let mut c = proxy.client();
+    c.send(b"GET /bytes?n=50000000 HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+    let mut got = 0usize;
+    let mut stopped = false;
+    let result = c.read_response_streaming(|chunk| {
+        got += chunk.len();
+        if got > 1_000_000 && !stopped {
+            stopped = true;
+            backend.stop();
+        }
+    });
+    assert!(result.is_err(), "a truncated body must not look complete");
+    assert!(got < 50_000_000);
+}
