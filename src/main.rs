@@ -27,22 +27,22 @@ const DEFAULT_LOG_FILTER: &str = "info,terminus::access=off";
 #[command(version, about)]
 struct Cli {
     /// TOML configuration file (see config/default.toml for every key).
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// TLS listen address (listener.address).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<SocketAddr>,
     /// Backend address, repeatable (upstream.backends).
-    #[arg(long = "backend")]
+    #[arg(long = "backend", global = true)]
     backends: Vec<String>,
     /// PEM certificate chain (listener.cert).
-    #[arg(long)]
+    #[arg(long, global = true)]
     cert: Option<PathBuf>,
     /// PEM private key (listener.key).
-    #[arg(long)]
+    #[arg(long, global = true)]
     key: Option<PathBuf>,
     /// Worker threads; 0 = one per core (runtime.workers).
-    #[arg(long)]
+    #[arg(long, global = true)]
     workers: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -100,11 +100,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let settings = if cli.is_bare() {
-        demo_settings(&env)?
-    } else {
-        settings::load(cli.config.as_deref(), &env, &cli.overrides())?
-    };
+    let demo = cli.is_bare();
+    let settings =
+        if demo { demo_settings(&env)? } else { settings::load(cli.config.as_deref(), &env, &cli.overrides())? };
     let origin = cli.config.as_ref().map_or_else(|| "command line".to_owned(), |p| p.display().to_string());
     if let Some(Command::Check) = cli.command {
         terminus_actors::tls::server_config(&settings.listener.cert, &settings.listener.key)
@@ -116,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    serve(settings, &origin)
+    serve(settings, &origin, demo)
 }
 
 /// The embedded default: self-signed certificate, two demo backends.
@@ -132,19 +130,26 @@ fn demo_settings(env: &HashMap<String, String>) -> anyhow::Result<Settings> {
     println!("Terminus demo mode (no configuration given):");
     println!("  self-signed certificate  {}", cert.display());
     println!("  demo backends            {a} (demo-1), {b} (demo-2)");
-    println!("  listening                https://{}/", settings.listener.address);
-    println!();
-    println!("Try:   curl -k https://{}/   (twice: the backends take turns)", settings.listener.address);
-    println!("Next:  terminus --listen ADDR --backend HOST:PORT --cert cert.pem --key key.pem");
-    println!("       terminus --config config/example.toml   (every key: config/default.toml)");
-    println!("Logs:  RUST_LOG=debug,terminus::access=info terminus");
     Ok(settings)
 }
 
-fn serve(settings: Settings, origin: &str) -> anyhow::Result<()> {
+fn demo_banner(addr: SocketAddr) {
+    println!("  listening                https://{addr}/");
+    println!();
+    println!("Try:   curl -k https://{addr}/   (twice: the backends take turns)");
+    println!("Next:  terminus --listen ADDR --backend HOST:PORT --cert cert.pem --key key.pem");
+    println!("       terminus --config config/example.toml   (every key: config/default.toml)");
+    println!("Logs:  RUST_LOG=debug,terminus::access=info terminus");
+    println!("Stop:  Ctrl-C");
+}
+
+fn serve(settings: Settings, origin: &str, demo: bool) -> anyhow::Result<()> {
     let system = actix::System::new();
     system.block_on(async move {
         let proxy = Proxy::start(settings).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if demo {
+            demo_banner(proxy.local_addr());
+        }
         wait_for_signal().await;
         info!("shutting down; draining in-flight requests");
         proxy.shutdown().await;

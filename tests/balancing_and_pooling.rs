@@ -95,3 +95,12 @@ fn idle_pooled_connections_expire() {
         "pooled connection still open after its idle timeout"
     );
 }
+
+#[test]
+fn round_robin_takes_turns_across_workers() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let proxy = TestProxy::start_with(&[a.addr(), b.addr()], |s| s.runtime.workers = 2);
+    // Each request on a new connection, whichever worker accepts it.
+    let order: Vec<String> = (0..8).map(|_| proxy.get("/").text()).collect();
+    assert_eq!(order, ["a", "b", "a", "b", "a", "b", "a", "b"]);
+}

@@ -125,6 +125,7 @@ impl Proxy {
 
         let timers = runtime::TimerRuntime::new().map_err(StartError::Worker)?;
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
+        let cursor = balance::SharedCursor::default();
         let mut workers = Vec::new();
         for index in 0..settings.worker_count() {
             let clone = socket.try_clone().map_err(|source| StartError::Bind { addr, source })?;
@@ -136,6 +137,7 @@ impl Proxy {
                 pool: pool.clone(),
                 snapshot: snapshot.clone(),
                 shutdown: shutdown_rx.clone(),
+                cursor: cursor.clone(),
                 drain: DEFAULT_DRAIN,
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -197,3 +199,8 @@ impl ProxyHandle {
         info!("proxy stopped listen={}", self.local_addr);
     }
 }
+
+/// The README's embedding example is compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme_doctest {}

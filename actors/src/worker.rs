@@ -74,6 +74,8 @@ pub struct WorkerSpec {
     pub snapshot: Arc<PoolSnapshot>,
     /// Closed when the proxy shuts down.
     pub shutdown: async_channel::Receiver<()>,
+    /// Round-robin position shared by the workers.
+    pub cursor: balance::SharedCursor,
     /// How long in-flight sessions may take to finish after shutdown.
     pub drain: Duration,
 }
@@ -84,7 +86,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
     let settings = spec.settings;
     let balancer = BalancerHandle::new(
         spec.snapshot,
-        balance::strategy(settings.upstream.strategy),
+        balance::strategy(settings.upstream.strategy, &spec.cursor),
         spec.pool.clone().recipient::<BackendFailed>(),
     );
     let worker = Rc::new(Worker {

@@ -5,6 +5,8 @@
 //! [`PoolSnapshot`]; a [`Strategy`] only *proposes* among the eligible ones.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::settings::StrategyKind;
 
@@ -71,10 +73,23 @@ pub trait Strategy: Send + 'static {
     fn reset(&mut self, _snap: &PoolSnapshot) {}
 }
 
-/// Builds the strategy named in the settings.
-pub fn strategy(kind: StrategyKind) -> Box<dyn Strategy> {
+/// Position shared by the round-robin strategies of every worker of one
+/// proxy, so that consecutive requests take turns whichever worker serves
+/// them (one uncontended atomic add per pick).
+#[derive(Debug, Clone, Default)]
+pub struct SharedCursor(Arc<AtomicUsize>);
+
+impl SharedCursor {
+    fn advance(&self) -> usize {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Builds the strategy named in the settings; `cursor` is shared by the
+/// workers of one proxy.
+pub fn strategy(kind: StrategyKind, cursor: &SharedCursor) -> Box<dyn Strategy> {
     match kind {
-        StrategyKind::RoundRobin => Box::<RoundRobin>::default(),
+        StrategyKind::RoundRobin => Box::new(RoundRobin::shared(cursor.clone())),
         StrategyKind::WeightedRoundRobin => Box::<SmoothWeighted>::default(),
     }
 }
@@ -82,15 +97,21 @@ pub fn strategy(kind: StrategyKind) -> Box<dyn Strategy> {
 /// Each eligible backend in turn.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    next: usize,
+    next: SharedCursor,
+}
+
+impl RoundRobin {
+    /// A round robin whose position is shared with other workers.
+    pub fn shared(next: SharedCursor) -> Self {
+        Self { next }
+    }
 }
 
 impl Strategy for RoundRobin {
     fn choose(&mut self, snap: &PoolSnapshot, exclude: &[BackendId]) -> Option<BackendId> {
         let ids = snap.eligible();
         for _ in 0..ids.len() {
-            let id = ids[self.next % ids.len()];
-            self.next = self.next.wrapping_add(1);
+            let id = ids[self.next.advance() % ids.len()];
             if !exclude.contains(&id) {
                 return Some(id);
             }
@@ -162,6 +183,16 @@ mod tests {
     fn round_robin_cycles_over_eligible_only() {
         let s = snap(&[(1, true), (1, false), (1, true)]);
         assert_eq!(picks(&mut RoundRobin::default(), &s, 4), vec![0, 2, 0, 2]);
+    }
+
+    #[test]
+    fn shared_round_robin_takes_turns_across_workers() {
+        let s = snap(&[(1, true), (1, true)]);
+        let cursor = SharedCursor::default();
+        let (mut w1, mut w2) = (RoundRobin::shared(cursor.clone()), RoundRobin::shared(cursor));
+        let got: Vec<usize> =
+            (0..4).map(|i| if i % 3 == 0 { &mut w1 } else { &mut w2 }.choose(&s, &[]).map_or(9, |id| id.0)).collect();
+        assert_eq!(got, vec![0, 1, 0, 1]);
     }
 
     #[test]
