@@ -5,6 +5,7 @@
 //! Memory is constant: at most one read buffer and one output batch per
 //! direction, whatever the body size.
 
+use std::cell::RefCell;
 use std::io;
 use std::time::Duration;
 
@@ -13,11 +14,60 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::http1::{self, BodyKind, ChunkedDecoder, Decoded, Http1Error};
 use crate::runtime;
 
+/// Size of each read buffer (raised to the head limit when that is larger).
+pub const READ_BUF: usize = 16 * 1024;
+
 /// Output is batched up to this many bytes before it is written, so a small
 /// response head and body leave in one write (one TLS record).
 pub const OUT_BATCH: usize = 16 * 1024;
 
+/// Buffers kept in a worker's pool at most, per kind; more are freed.
+const MAX_POOLED: usize = 1024;
+
+/// A worker's pool of I/O buffers. Sessions take buffers when a request
+/// starts and give them back when they go idle, so an idle keep-alive
+/// connection holds none (idle connections outnumber active ones by far).
+#[derive(Debug)]
+pub struct BufPool {
+    read_size: usize,
+    read: RefCell<Vec<Vec<u8>>>,
+    out: RefCell<Vec<Vec<u8>>>,
+}
+
+impl BufPool {
+    /// A pool of read buffers of `read_size` bytes and output batches.
+    pub fn new(read_size: usize) -> Self {
+        Self { read_size, read: RefCell::new(Vec::new()), out: RefCell::new(Vec::new()) }
+    }
+
+    fn take_read(&self) -> Vec<u8> {
+        self.read.borrow_mut().pop().unwrap_or_else(|| vec![0; self.read_size])
+    }
+
+    fn give_read(&self, data: Vec<u8>) {
+        let mut pool = self.read.borrow_mut();
+        if pool.len() < MAX_POOLED && data.len() == self.read_size {
+            pool.push(data);
+        }
+    }
+
+    /// An empty output batch with room for [`OUT_BATCH`] bytes.
+    pub fn take_out(&self) -> Vec<u8> {
+        self.out.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(OUT_BATCH))
+    }
+
+    /// Returns an output batch (its contents are discarded).
+    pub fn give_out(&self, mut out: Vec<u8>) {
+        let mut pool = self.out.borrow_mut();
+        if pool.len() < MAX_POOLED && (OUT_BATCH..=4 * OUT_BATCH).contains(&out.capacity()) {
+            out.clear();
+            pool.push(out);
+        }
+    }
+}
+
 /// A read buffer with a consumed prefix: `data[start..end]` is unread.
+/// It may be detached (holding no memory) while its connection is idle.
 #[derive(Debug)]
 pub struct Buf {
     data: Vec<u8>,
@@ -29,6 +79,38 @@ impl Buf {
     /// A buffer holding at most `capacity` unread bytes.
     pub fn with_capacity(capacity: usize) -> Self {
         Self { data: vec![0; capacity], start: 0, end: 0 }
+    }
+
+    /// A buffer without memory; [`Buf::attach`] it before reading.
+    pub fn detached() -> Self {
+        Self { data: Vec::new(), start: 0, end: 0 }
+    }
+
+    /// Takes memory from the pool if the buffer has none.
+    pub fn attach(&mut self, pool: &BufPool) {
+        if self.data.is_empty() {
+            self.data = pool.take_read();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Discards unread bytes and gives the memory back to the pool.
+    pub fn detach(&mut self, pool: &BufPool) {
+        self.start = 0;
+        self.end = 0;
+        if !self.data.is_empty() {
+            pool.give_read(std::mem::take(&mut self.data));
+        }
+    }
+
+    /// Appends bytes read elsewhere; the buffer must be attached and have
+    /// room (callers append at most one small read to an empty buffer).
+    pub fn push_slice(&mut self, bytes: &[u8]) {
+        let room = self.data.len() - self.end;
+        let n = bytes.len().min(room);
+        self.data[self.end..self.end + n].copy_from_slice(&bytes[..n]);
+        self.end += n;
     }
 
     /// The unread bytes.

@@ -20,6 +20,7 @@ use crate::actors::balancer::{Balancer, BalancerHandle};
 use crate::actors::listener::Listener;
 use crate::balance::{self, PoolSnapshot};
 use crate::http1::Limits;
+use crate::io::BufPool;
 use crate::runtime;
 use crate::settings::Settings;
 use crate::upstream::ConnPool;
@@ -41,6 +42,8 @@ pub struct Worker {
     pub balancer: BalancerHandle,
     /// This worker's idle upstream connections.
     pub pool: RefCell<ConnPool>,
+    /// I/O buffers lent to sessions while they serve a request.
+    pub bufs: BufPool,
     /// Open client sessions.
     pub sessions: Cell<usize>,
     next_conn: Cell<u64>,
@@ -95,6 +98,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         tls: spec.tls,
         balancer: balancer.clone(),
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
+        bufs: BufPool::new(settings.http.max_head_bytes.max(crate::io::READ_BUF)),
         sessions: Cell::new(0),
         next_conn: Cell::new(1),
         shutdown: spec.shutdown.clone(),
