@@ -9,11 +9,14 @@
 //! runtime (async-std is discontinued upstream; smol is its successor) means
 //! changing this file only.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use async_std::net::{TcpListener, TcpStream};
 
@@ -74,8 +77,138 @@ where
     thread::Builder::new().name(name).spawn(move || {
         let _enter = handle.as_ref().map(|h| h.enter());
         let local = tokio::task::LocalSet::new();
-        async_io::block_on(local.run_until(main()));
+        WHEEL.with(|w| *w.borrow_mut() = Some(Wheel::default()));
+        async_io::block_on(local.run_until(futures_lite::future::or(main(), tick())));
+        WHEEL.with(|w| *w.borrow_mut() = None);
     })
+}
+
+/// Granularity of the worker's coarse timeouts: a deadline fires at most
+/// this much late. Socket deadlines are seconds long; exactness is not needed.
+pub const TIMEOUT_TICK: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// The worker thread's coarse timeouts (None on other threads).
+    static WHEEL: RefCell<Option<Wheel>> = const { RefCell::new(None) };
+}
+
+/// Pending coarse timeouts of one worker thread, in a slab.
+///
+/// Every request arms two or three socket deadlines, and nearly all are
+/// disarmed before they fire. An async-io timer per deadline costs a
+/// cross-thread queue operation and a reactor wake-up (an eventfd write)
+/// each time; here arming is a slab insert on the thread itself, and one
+/// ticker per worker fires what is due every [`TIMEOUT_TICK`].
+#[derive(Default)]
+struct Wheel {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+}
+
+struct Slot {
+    deadline: Instant,
+    waker: Waker,
+    fired: bool,
+}
+
+impl Wheel {
+    fn insert(&mut self, slot: Slot) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(entry) = self.slots.get_mut(i)
+            && entry.take().is_some()
+        {
+            self.free.push(i);
+        }
+    }
+
+    fn fire_due(&mut self, now: Instant) {
+        for slot in self.slots.iter_mut().flatten() {
+            if !slot.fired && slot.deadline <= now {
+                slot.fired = true;
+                slot.waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// Fires due coarse timeouts every tick; runs as long as its worker.
+async fn tick() {
+    loop {
+        async_io::Timer::after(TIMEOUT_TICK).await;
+        let now = Instant::now();
+        WHEEL.with(|w| {
+            if let Some(wheel) = w.borrow_mut().as_mut() {
+                wheel.fire_due(now);
+            }
+        });
+    }
+}
+
+/// The expiry half of a coarse timeout: registers on its first poll,
+/// deregisters when dropped.
+struct Expiry {
+    deadline: Instant,
+    slot: Option<usize>,
+}
+
+impl Future for Expiry {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let slot = self.slot;
+        WHEEL.with(|w| {
+            let mut guard = w.borrow_mut();
+            let Some(wheel) = guard.as_mut() else {
+                return Poll::Pending;
+            };
+            match slot.and_then(|i| wheel.slots.get_mut(i)).and_then(Option::as_mut) {
+                Some(s) if s.fired => Poll::Ready(()),
+                Some(s) => {
+                    if !s.waker.will_wake(cx.waker()) {
+                        s.waker = cx.waker().clone();
+                    }
+                    Poll::Pending
+                }
+                None => {
+                    let i = wheel.insert(Slot { deadline, waker: cx.waker().clone(), fired: false });
+                    self.slot = Some(i);
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Expiry {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            // `try_with`: the thread-local may already be gone at thread exit.
+            let _ = WHEEL.try_with(|w| {
+                if let Ok(mut guard) = w.try_borrow_mut()
+                    && let Some(wheel) = guard.as_mut()
+                {
+                    wheel.remove(i);
+                }
+            });
+        }
+    }
+}
+
+fn on_worker() -> bool {
+    WHEEL.try_with(|w| w.try_borrow().map(|g| g.is_some()).unwrap_or(false)).unwrap_or(false)
 }
 
 /// Wraps a bound std listener for use on the current worker thread.
@@ -104,8 +237,21 @@ pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream>
 }
 
 /// Runs `fut`, failing with `TimedOut` if it does not finish within `limit`.
+///
+/// On a worker thread this is a coarse timeout (late by at most
+/// [`TIMEOUT_TICK`]) that costs nothing when `fut` is ready at once; on other
+/// threads it is an exact async-io timer.
 pub async fn timeout<F: Future>(limit: Duration, fut: F) -> io::Result<F::Output> {
-    async_std::future::timeout(limit, fut).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+    if on_worker() {
+        let expiry = Expiry { deadline: Instant::now() + limit, slot: None };
+        let expired = async {
+            expiry.await;
+            Err(io::ErrorKind::TimedOut.into())
+        };
+        futures_lite::future::or(async { Ok(fut.await) }, expired).await
+    } else {
+        async_std::future::timeout(limit, fut).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+    }
 }
 
 /// Sleeps on the reactor's timer.
@@ -116,4 +262,59 @@ pub async fn sleep(duration: Duration) {
 /// Polls `fut` exactly once.
 pub async fn poll_once<F: Future + Unpin>(fut: F) -> Option<F::Output> {
     futures_lite::future::poll_once(fut).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` on a real worker thread and returns its result.
+    fn on_worker_thread<T: Send + 'static>(f: impl Future<Output = T> + 'static + Send) -> T {
+        let timers = TimerRuntime::new().expect("timer runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = spawn_worker("test-worker".into(), &timers, move || async move {
+            let _ = tx.send(f.await);
+        })
+        .expect("spawn");
+        worker.join().expect("worker ends");
+        rx.recv().expect("result")
+    }
+
+    #[test]
+    fn coarse_timeouts_fire_late_by_at_most_a_tick() {
+        let cases: &[(u64, u64, bool)] = &[
+            // (limit ms, work ms, expect timeout)
+            (100, 0, false),
+            (100, 20, false),
+            (60, 400, true),
+            (200, 600, true),
+        ];
+        for &(limit, work, expect_timeout) in cases {
+            let (result, elapsed, armed) = on_worker_thread(async move {
+                let start = Instant::now();
+                let r = timeout(Duration::from_millis(limit), sleep(Duration::from_millis(work))).await;
+                let armed = WHEEL.with(|w| w.borrow().as_ref().map_or(0, |w| w.slots.iter().flatten().count()));
+                (r.is_err(), start.elapsed(), armed)
+            });
+            assert_eq!(result, expect_timeout, "limit {limit} work {work}");
+            assert_eq!(armed, 0, "a finished timeout leaves no slot behind");
+            if expect_timeout {
+                let late = elapsed.saturating_sub(Duration::from_millis(limit));
+                assert!(elapsed >= Duration::from_millis(limit), "fired early: {elapsed:?}");
+                assert!(late <= TIMEOUT_TICK + Duration::from_millis(100), "fired {late:?} late");
+            }
+        }
+    }
+
+    #[test]
+    fn ready_futures_arm_nothing() {
+        let armed = on_worker_thread(async {
+            for _ in 0..100 {
+                let r = timeout(Duration::from_secs(1), async { 7 }).await;
+                assert_eq!(r.ok(), Some(7));
+            }
+            WHEEL.with(|w| w.borrow().as_ref().map_or(usize::MAX, |w| w.slots.len()))
+        });
+        assert_eq!(armed, 0);
+    }
 }
