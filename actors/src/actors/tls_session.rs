@@ -68,30 +68,35 @@ impl Actor for TlsSession {
             ctx.stop();
             return;
         };
-        let fut = serve(stream, self.peer, self.worker.clone());
+        self.worker.metrics.connections(1);
+        let fut = crate::actors::supervisor::contain(serve(stream, self.peer, self.worker.clone()), "session");
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.worker.metrics.connections(-1);
         self.worker.sessions.set(self.worker.sessions.get().saturating_sub(1));
     }
 }
 
 async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let conn = worker.next_conn_id();
-    let acceptor = TlsAcceptor::from(worker.tls.clone());
+    let acceptor = TlsAcceptor::from(worker.tls.borrow().clone());
     let limit = worker.settings.listener.handshake_timeout;
     let tls = match runtime::timeout(limit, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::of(&e)));
             debug!("tls handshake failed conn={conn} peer={peer} error={e}");
             return;
         }
         Err(_) => {
+            worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::Timeout));
             debug!("tls handshake timed out conn={conn} peer={peer}");
             return;
         }
     };
+    worker.metrics.handshake(Ok(()));
     debug!("session open conn={conn} peer={peer}");
     let mut session = Session::new(conn, peer, tls, worker);
     session.run().await;
@@ -205,6 +210,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             }
             let started = Instant::now();
             let outcome = self.forward().await;
+            self.worker.metrics.request(outcome.status, outcome.upstream, started.elapsed());
             if log_enabled!(target: ACCESS_LOG_TARGET, Level::Info) {
                 self.access_log(&outcome, started);
             }
@@ -216,6 +222,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
 
     fn access_log(&self, o: &Outcome, started: Instant) {
         let upstream = o.upstream.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        if let Some(line) = crate::access_log::line(
+            self.worker.settings.log.access_format,
+            &self.req,
+            self.peer,
+            o.status,
+            o.bytes,
+            &upstream,
+            started,
+        ) {
+            info!(target: ACCESS_LOG_TARGET, "{line}");
+            return;
+        }
         info!(
             target: ACCESS_LOG_TARGET,
             "{} \"{} {}\" status={} bytes={} upstream={} duration_us={} conn={}",
@@ -239,6 +257,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             if !self.rbuf.is_empty() {
                 match self.req.parse(self.rbuf.filled(), &self.worker.limits) {
                     Ok(Some(n)) => {
+                        #[cfg(any(test, feature = "fault-injection"))]
+                        crate::actors::supervisor::session_fault(self.req.path());
                         self.rbuf.consume(n);
                         return Ok(true);
                     }
@@ -316,6 +336,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                         if tried.is_full() {
                             return self.fail(502).await;
                         }
+                        self.worker.metrics.retry();
                         continue;
                     }
                 },
@@ -330,6 +351,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 Err(ExchangeError::BeforeResponse { replayable: true, error }) if reused && !fresh_retry_used => {
                     debug!("stale pooled connection conn={} upstream={addr} error={error}; retrying fresh", self.conn);
                     fresh_retry_used = true;
+                    self.worker.metrics.retry();
                     // Same backend, new connection: undo this pick.
                     tried.len -= 1;
                     continue;
