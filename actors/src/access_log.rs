@@ -116,6 +116,24 @@ mod tests {
     }
 
     #[test]
+    fn formats() {
+        let mut req = RequestHead::new();
+        let raw = b"GET /a?b=\"c\" HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\nReferer: https://r/\r\n\r\n";
+        let limits = crate::http1::Limits { max_head_bytes: 4096, max_headers: 10 };
+        assert!(req.parse(raw, &limits).unwrap().is_some());
+        let peer: SocketAddr = "10.0.0.1:5555".parse().unwrap();
+        let line = |f| super::line(f, &req, peer, 200, 42, "127.0.0.1:80", Instant::now());
+        assert_eq!(line(AccessLogFormat::Logfmt), None);
+        let combined = line(AccessLogFormat::Combined).unwrap();
+        assert!(combined.starts_with("10.0.0.1 - - ["), "{combined}");
+        assert!(combined.ends_with("] \"GET /a?b=\"c\" HTTP/1.1\" 200 42 \"https://r/\" \"curl/8\""), "{combined}");
+        let json = line(AccessLogFormat::Json).unwrap();
+        for want in ["\"client\":\"10.0.0.1\"", "\"target\":\"/a?b=\\\"c\\\"\"", "\"status\":200", "\"bytes\":42", "\"user_agent\":\"curl/8\""] {
+            assert!(json.contains(want), "{want} in {json}");
+        }
+    }
+
+    #[test]
     fn json_escapes() {
         let cases = [("a", "a"), ("\"x\"", "\\\"x\\\""), ("a\\b", "a\\\\b"), ("\n", "\\u000a")];
         for (input, want) in cases {
