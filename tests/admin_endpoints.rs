@@ -137,7 +137,11 @@ fn dashboard_renders_backend_rows_in_headless_chromium() {
     let dom = String::from_utf8_lossy(&out.stdout);
     for backend in [a.addr(), b.addr()] {
         let row = format!("<tr class=\"backend\" data-addr=\"{backend}\">");
-        assert!(dom.contains(&row), "row for {backend} in the rendered page:\n{dom}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            dom.contains(&row),
+            "row for {backend} in the rendered page:\n{dom}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(dom.contains("<td class=\"up\">up</td>"), "{dom}");
     assert!(dom.contains("<p id=\"error\"></p>"), "no fetch error shown: {dom}");

@@ -128,7 +128,13 @@ mod tests {
         assert!(combined.starts_with("10.0.0.1 - - ["), "{combined}");
         assert!(combined.ends_with("] \"GET /a?b=\"c\" HTTP/1.1\" 200 42 \"https://r/\" \"curl/8\""), "{combined}");
         let json = line(AccessLogFormat::Json).unwrap();
-        for want in ["\"client\":\"10.0.0.1\"", "\"target\":\"/a?b=\\\"c\\\"\"", "\"status\":200", "\"bytes\":42", "\"user_agent\":\"curl/8\""] {
+        for want in [
+            "\"client\":\"10.0.0.1\"",
+            "\"target\":\"/a?b=\\\"c\\\"\"",
+            "\"status\":200",
+            "\"bytes\":42",
+            "\"user_agent\":\"curl/8\"",
+        ] {
             assert!(json.contains(want), "{want} in {json}");
         }
     }

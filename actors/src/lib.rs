@@ -11,7 +11,10 @@
 //! | module | role |
 //! |---|---|
 //! | [`runtime`] | the only module that names async-std / async-io and the worker threads |
-//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool` (one per file) |
+//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool`, `Control`, `Admin` (one per file), the supervisor and pool control messages |
+//! | [`supervision`] | restart policy, budget and backoff (pure) |
+//! | [`metrics`] | per-worker counters, summed on scrape |
+//! | [`access_log`] | `combined` and JSON access log lines |
 //! | [`http1`] | sans-I/O HTTP/1.1 codec on `httparse`: parsing, framing, forwarding headers |
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
@@ -21,7 +24,7 @@
 //!
 //! # Threads
 //!
-//! The control plane (the `BackendPool`) runs on an actix Arbiter of the
+//! The control plane (`BackendPool`, `Control`, `Admin`) runs on an actix Arbiter of the
 //! caller's System. The data path runs on `runtime.workers` threads that
 //! each drive the async-io reactor and host that worker's Listener, Balancer
 //! and sessions; a request never crosses threads.
