@@ -114,7 +114,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    serve(settings, &origin, demo)
+    let reload = Reload { file: cli.config.clone(), overrides: cli.overrides(), demo: demo.then(|| settings.clone()) };
+    serve(settings, &origin, demo, reload)
 }
 
 /// The embedded default: self-signed certificate, two demo backends.
@@ -143,32 +144,112 @@ fn demo_banner(addr: SocketAddr) {
     println!("Stop:  Ctrl-C");
 }
 
-fn serve(settings: Settings, origin: &str, demo: bool) -> anyhow::Result<()> {
+/// Why the daemon stops.
+enum Stop {
+    /// SIGINT or SIGTERM: drain, exit 0.
+    Signal,
+    /// A supervised actor exhausted its restart budget: exit 1.
+    Fatal(terminus_actors::Fatal),
+}
+
+/// Forwards [`terminus_actors::Fatal`] to the main loop.
+struct FatalInbox(async_channel::Sender<terminus_actors::Fatal>);
+
+impl actix::Actor for FatalInbox {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<terminus_actors::Fatal> for FatalInbox {
+    type Result = ();
+    fn handle(&mut self, f: terminus_actors::Fatal, _: &mut actix::Context<Self>) {
+        let _ = self.0.try_send(f);
+    }
+}
+
+fn serve(settings: Settings, origin: &str, demo: bool, reload: Reload) -> anyhow::Result<()> {
+    use actix::Actor;
+    use tokio::signal::unix::{SignalKind, signal};
+
     let system = actix::System::new();
     system.block_on(async move {
-        let proxy = Proxy::start(settings).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let (fatal_tx, fatal_rx) = async_channel::bounded(4);
+        let inbox = FatalInbox(fatal_tx).start().recipient();
+        let hooks = terminus_actors::Hooks { on_fatal: Some(inbox) };
+        let proxy = Proxy::start_with(settings, hooks).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         if demo {
             demo_banner(proxy.local_addr());
         }
-        wait_for_signal().await;
-        info!("shutting down; draining in-flight requests");
-        proxy.shutdown().await;
-        Ok(())
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let stop = loop {
+            tokio::select! {
+                _ = term.recv() => break Stop::Signal,
+                _ = int.recv() => break Stop::Signal,
+                Ok(f) = fatal_rx.recv() => break Stop::Fatal(f),
+                _ = hup.recv() => reload.apply(proxy.control()).await,
+            }
+        };
+        match stop {
+            Stop::Fatal(f) => {
+                error!("fatal: restart budget exhausted actor={} restarts={} reason={}", f.actor, f.restarts, f.reason);
+                Err(anyhow::anyhow!("{} failed {} times: {}", f.actor, f.restarts + 1, f.reason))
+            }
+            Stop::Signal => {
+                info!("shutting down; draining in-flight requests (a second signal exits at once)");
+                tokio::select! {
+                    _ = proxy.shutdown() => Ok(()),
+                    _ = term.recv() => second_signal(),
+                    _ = int.recv() => second_signal(),
+                }
+            }
+        }
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// A second SIGINT/SIGTERM during the drain: leave at once.
+fn second_signal() -> anyhow::Result<()> {
+    info!("second signal; exiting without waiting for the drain");
+    std::process::exit(EXIT_SECOND_SIGNAL);
+}
+
+/// Exit code after a second signal (128 + SIGINT, like a shell).
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// What a SIGHUP reloads: the same layers as at start.
+struct Reload {
+    file: Option<PathBuf>,
+    overrides: Overrides,
+    demo: Option<Settings>,
+}
+
+impl Reload {
+    /// Loads and applies the configuration; a bad one is logged and the old
+    /// one keeps serving.
+    async fn apply(&self, control: &actix::Addr<terminus_actors::Control>) {
+        info!("reload requested signal=SIGHUP");
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let loaded = match &self.demo {
+            Some(s) => Ok(s.clone()),
+            None => settings::load(self.file.as_deref(), &env, &self.overrides).map_err(anyhow::Error::from),
+        };
+        let new = match loaded {
+            Ok(s) => s,
+            Err(e) => {
+                error!("reload rejected, keeping the running configuration reason={e:#}");
+                return;
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        match control.send(terminus_actors::ApplySettings(new)).await {
+            Ok(Ok(report)) => info!(
+                "reload done added={} removed={} reweighted={} restart_required={:?}",
+                report.added.len(),
+                report.removed.len(),
+                report.reweighted.len(),
+                report.restart_required
+            ),
+            Ok(Err(e)) => error!("reload rejected, keeping the running configuration reason={e}"),
+            Err(e) => error!("reload failed reason={e}"),
         }
     }
 }

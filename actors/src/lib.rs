@@ -11,7 +11,10 @@
 //! | module | role |
 //! |---|---|
 //! | [`runtime`] | the only module that names async-std / async-io and the worker threads |
-//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool` (one per file) |
+//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool`, `Control`, `Admin` (one per file), the supervisor and pool control messages |
+//! | [`supervision`] | restart policy, budget and backoff (pure) |
+//! | [`metrics`] | per-worker counters, summed on scrape |
+//! | [`access_log`] | `combined` and JSON access log lines |
 //! | [`http1`] | sans-I/O HTTP/1.1 codec on `httparse`: parsing, framing, forwarding headers |
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
@@ -21,7 +24,7 @@
 //!
 //! # Threads
 //!
-//! The control plane (the `BackendPool`) runs on an actix Arbiter of the
+//! The control plane (`BackendPool`, `Control`, `Admin`) runs on an actix Arbiter of the
 //! caller's System. The data path runs on `runtime.workers` threads that
 //! each drive the async-io reactor and host that worker's Listener, Balancer
 //! and sessions; a request never crosses threads.
@@ -40,12 +43,15 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod actors;
 pub mod balance;
 pub mod http1;
 pub mod io;
+pub mod metrics;
 pub mod runtime;
 pub mod settings;
+pub mod supervision;
 pub mod tls;
 pub mod upstream;
 mod worker;
@@ -59,13 +65,27 @@ use std::time::Duration;
 use actix::prelude::*;
 use log::info;
 
-pub use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus};
+pub use crate::actors::admin::Admin;
+pub use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus, SnapshotPublished, Subscribe};
+pub use crate::actors::balancer::Balancer;
+pub use crate::actors::control::{
+    ApplyError, ApplyReport, ApplySettings, Control, ProxyStatus, ReplaceCertificates, Shutdown, Status,
+};
+pub use crate::actors::listener::Listener;
+pub use crate::actors::pool_control::{
+    AddBackend, DrainBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight,
+};
+pub use crate::actors::supervisor::Fatal;
+#[cfg(any(test, feature = "fault-injection"))]
+pub use crate::actors::supervisor::{InjectPanic, PANIC_PATH};
 pub use crate::actors::tls_session::ACCESS_LOG_TARGET;
-pub use crate::settings::{BackendSettings, Settings, SettingsError, StrategyKind};
+pub use crate::settings::{AccessLogFormat, BackendSettings, Settings, SettingsError, StrategyKind};
+pub use crate::supervision::{RestartKind, RestartPolicy};
 pub use crate::tls::TlsError;
 
-/// How long in-flight sessions may finish after [`ProxyHandle::shutdown`].
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
+/// How long in-flight sessions may finish after [`ProxyHandle::shutdown`]
+/// (the default of `shutdown.drain_timeout`).
+pub const DEFAULT_DRAIN: Duration = settings::DEFAULT_DRAIN_TIMEOUT;
 
 /// Why a proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +100,14 @@ pub enum StartError {
     /// The listen address cannot be bound.
     #[error("`listener.address`: cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: stdio::Error,
+    },
+    /// The admin address cannot be bound.
+    #[error("`admin.address`: cannot listen on {addr}: {source}")]
+    AdminBind {
         /// The address.
         addr: SocketAddr,
         /// What the OS said.
@@ -103,30 +131,59 @@ fn tls_keys(e: &TlsError) -> &'static str {
 #[derive(Debug)]
 pub struct Proxy;
 
+/// Optional hooks of an embedded proxy.
+#[derive(Debug, Default, Clone)]
+pub struct Hooks {
+    /// Receives [`Fatal`] when a supervised actor exhausts its restart
+    /// budget. Without it the proxy only logs the failure.
+    pub on_fatal: Option<Recipient<Fatal>>,
+}
+
 impl Proxy {
     /// Starts a proxy inside the current actix System: validates the
     /// settings, loads the certificate, binds the listener, starts the
-    /// BackendPool on a new Arbiter and the worker threads.
+    /// control plane (BackendPool, Control, and Admin when enabled) on a new
+    /// Arbiter and the worker threads.
     ///
     /// Must be called from within a running actix System. Several proxies
     /// may run in one System; they share nothing.
     pub fn start(settings: Settings) -> Result<ProxyHandle, StartError> {
+        Self::start_with(settings, Hooks::default())
+    }
+
+    /// [`Proxy::start`] with hooks (e.g. a [`Fatal`] recipient).
+    pub fn start_with(settings: Settings, hooks: Hooks) -> Result<ProxyHandle, StartError> {
         settings.validate()?;
         let tls = tls::server_config(&settings.listener.cert, &settings.listener.key)?;
         let addr = settings.listener.address;
         let socket = runtime::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let admin_socket = if settings.admin.enabled {
+            let addr = settings.admin.address;
+            let s = runtime::bind(addr).map_err(|source| StartError::AdminBind { addr, source })?;
+            let bound = s.local_addr().map_err(|source| StartError::AdminBind { addr, source })?;
+            Some((runtime::listener(s).map_err(|source| StartError::AdminBind { addr, source })?, bound))
+        } else {
+            None
+        };
         let settings = Arc::new(settings);
-
+        let metrics = Arc::new(metrics::Metrics::default());
+        let policy = settings.supervision.policy();
+        let spec = |name: &str| actors::supervisor::SupervisorSpec {
+            name: name.to_owned(),
+            policy,
+            on_fatal: hooks.on_fatal.clone(),
+            metrics: metrics.clone(),
+        };
         let control = Arbiter::new();
         let pool_state = BackendPool::new(&settings.upstream);
         let snapshot = pool_state.snapshot();
-        let pool = Supervisor::start_in_arbiter(&control.handle(), move |_| pool_state);
-
+        let pool = actors::supervisor::start_in_arbiter(&control.handle(), spec("backend_pool"), move |_| pool_state);
         let timers = runtime::TimerRuntime::new().map_err(StartError::Worker)?;
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
         let cursor = balance::SharedCursor::default();
         let mut workers = Vec::new();
+        let mut worker_addrs = Vec::new();
         for index in 0..settings.worker_count() {
             let clone = socket.try_clone().map_err(|source| StartError::Bind { addr, source })?;
             let spec = worker::WorkerSpec {
@@ -138,34 +195,73 @@ impl Proxy {
                 snapshot: snapshot.clone(),
                 shutdown: shutdown_rx.clone(),
                 cursor: cursor.clone(),
-                drain: DEFAULT_DRAIN,
+                drain: settings.shutdown.drain_timeout,
+                policy,
+                on_fatal: hooks.on_fatal.clone(),
+                metrics: metrics.clone(),
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let thread =
                 runtime::spawn_worker(format!("terminus-worker-{index}"), &timers, move || worker::run(spec, ready_tx))
                     .map_err(StartError::Worker)?;
             match ready_rx.recv() {
-                Ok(Ok(())) => workers.push(thread),
+                Ok(Ok(addrs)) => {
+                    workers.push(thread);
+                    worker_addrs.push(addrs);
+                }
                 Ok(Err(e)) => return Err(StartError::Worker(e)),
                 Err(_) => return Err(StartError::Worker(stdio::Error::other("worker thread died at start"))),
             }
         }
         drop(socket);
+        let control_state = Control::new(
+            settings.clone(),
+            local_addr,
+            pool.clone(),
+            worker_addrs.iter().map(|w| w.listener.clone()).collect(),
+            shutdown_tx.clone(),
+            metrics.clone(),
+        );
+        let control_addr =
+            actors::supervisor::start_in_arbiter(&control.handle(), spec("control"), move |_| control_state);
+        pool.do_send(Subscribe(control_addr.clone().recipient()));
+        let admin = admin_socket.map(|(s, bound)| {
+            let (control_addr, token) = (control_addr.clone(), settings.admin.token.clone());
+            let socket = Arc::new(s);
+            let admin = actors::supervisor::start_in_arbiter(&control.handle(), spec("admin"), move |_| {
+                Admin::new(socket, control_addr, &token)
+            });
+            info!("admin listener started listen={bound}");
+            (admin, bound)
+        });
         info!(
             "proxy started listen={local_addr} workers={} backends={}",
             workers.len(),
             settings.upstream.backends.len()
         );
-        Ok(ProxyHandle { local_addr, pool, control, shutdown: shutdown_tx, workers, _timers: timers })
+        Ok(ProxyHandle {
+            local_addr,
+            pool,
+            control: control_addr,
+            admin,
+            worker_addrs,
+            arbiter: control,
+            shutdown: shutdown_tx,
+            workers,
+            _timers: timers,
+        })
     }
 }
 
-/// A running proxy.
+/// A running proxy: its addresses and its control actors.
 #[derive(Debug)]
 pub struct ProxyHandle {
     local_addr: SocketAddr,
     pool: Addr<BackendPool>,
-    control: Arbiter,
+    control: Addr<Control>,
+    admin: Option<(Addr<Admin>, SocketAddr)>,
+    worker_addrs: Vec<worker::WorkerAddrs>,
+    arbiter: Arbiter,
     shutdown: async_channel::Sender<()>,
     workers: Vec<JoinHandle<()>>,
     _timers: runtime::TimerRuntime,
@@ -177,13 +273,41 @@ impl ProxyHandle {
         self.local_addr
     }
 
-    /// The BackendPool actor, for [`PoolStatus`] queries.
+    /// The BackendPool actor: [`PoolStatus`], [`AddBackend`],
+    /// [`RemoveBackend`], [`DrainBackend`], [`SetWeight`], [`Subscribe`].
     pub fn pool(&self) -> &Addr<BackendPool> {
         &self.pool
     }
 
+    /// The Control actor: [`ApplySettings`], [`ReplaceCertificates`],
+    /// [`ProxyStatus`], [`Shutdown`].
+    pub fn control(&self) -> &Addr<Control> {
+        &self.control
+    }
+
+    /// The admin listener's address, when `admin.enabled`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, a)| *a)
+    }
+
+    /// The Admin actor, when `admin.enabled`.
+    pub fn admin(&self) -> Option<&Addr<Admin>> {
+        self.admin.as_ref().map(|(a, _)| a)
+    }
+
+    /// Each worker's Listener.
+    pub fn listeners(&self) -> Vec<Addr<Listener>> {
+        self.worker_addrs.iter().map(|w| w.listener.clone()).collect()
+    }
+
+    /// Each worker's Balancer.
+    pub fn balancers(&self) -> Vec<Addr<Balancer>> {
+        self.worker_addrs.iter().map(|w| w.balancer.clone()).collect()
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to
-    /// [`DEFAULT_DRAIN`]), closes idle connections and stops every thread.
+    /// `shutdown.drain_timeout`), closes idle connections and stops every
+    /// thread.
     pub async fn shutdown(self) {
         self.shutdown.close();
         let workers = self.workers;
@@ -195,7 +319,7 @@ impl ProxyHandle {
             let _ = done_tx.send_blocking(());
         });
         let _ = done_rx.recv().await;
-        self.control.stop();
+        self.arbiter.stop();
         info!("proxy stopped listen={}", self.local_addr);
     }
 }

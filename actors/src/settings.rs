@@ -55,6 +55,14 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The backends and how to reach them.
     pub upstream: UpstreamSettings,
+    /// Restart policy of the supervised actors.
+    pub supervision: SupervisionSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+    /// The operator's HTTP endpoint (status, metrics, dashboard).
+    pub admin: AdminSettings,
+    /// Logging choices.
+    pub log: LogSettings,
 }
 
 /// Worker threads.
@@ -284,7 +292,7 @@ impl Settings {
                 return Err(SettingsError::new(key, "must be greater than zero"));
             }
         }
-        Ok(())
+        self.validate_ops()
     }
 
     /// Worker threads to start: `runtime.workers`, or one per core when 0.
@@ -293,6 +301,138 @@ impl Settings {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+}
+
+/// Default admin listener address (loopback only).
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";
+/// Default time in-flight requests get to finish after SIGTERM or shutdown.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Restart policy of the supervised actors (Listener, Balancer, BackendPool,
+/// control and admin actors); see [`crate::supervision`].
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionSettings {
+    /// `permanent` (restart after panics and stops), `transient` (after
+    /// panics only) or `temporary` (never).
+    pub policy: crate::supervision::RestartKind,
+    /// Restarts allowed within `window`; one more escalates (the binary exits 1).
+    pub max_restarts: u32,
+    /// The window restarts are counted over.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+    /// Wait before the first restart; doubles per restart in the window.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_initial: Duration,
+    /// Cap on the wait before a restart.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_max: Duration,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        let p = crate::supervision::RestartPolicy::default();
+        Self {
+            policy: p.kind,
+            max_restarts: p.max_restarts,
+            window: p.window,
+            backoff_initial: p.backoff_initial,
+            backoff_max: p.backoff_max,
+        }
+    }
+}
+
+impl SupervisionSettings {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> crate::supervision::RestartPolicy {
+        crate::supervision::RestartPolicy {
+            kind: self.policy,
+            max_restarts: self.max_restarts,
+            window: self.window,
+            backoff_initial: self.backoff_initial,
+            backoff_max: self.backoff_max,
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// How long in-flight requests may take to finish after shutdown starts.
+    #[serde(deserialize_with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { drain_timeout: DEFAULT_DRAIN_TIMEOUT }
+    }
+}
+
+/// The admin listener: plain HTTP for operators and their tools.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Off by default.
+    pub enabled: bool,
+    /// Loopback address, or any address when `token` is set.
+    pub address: SocketAddr,
+    /// When not empty, every endpoint but `/healthz` and `/readyz` wants
+    /// `Authorization: Bearer <token>` (the dashboard also takes `?token=`).
+    pub token: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            // Invariant: the constant is a valid socket address literal.
+            address: DEFAULT_ADMIN_ADDRESS.parse().expect("valid default admin address"),
+            token: String::new(),
+        }
+    }
+}
+
+/// Format of the access log (target `terminus::access`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// `key=value` pairs, like every other Terminus log line.
+    #[default]
+    Logfmt,
+    /// Apache/nginx combined log format.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging choices.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `logfmt`, `combined` or `json`.
+    pub access_format: AccessLogFormat,
+}
+
+impl Settings {
+    /// The operations sections' rules (supervision, shutdown, admin).
+    fn validate_ops(&self) -> Result<(), SettingsError> {
+        let s = &self.supervision;
+        if s.window.is_zero() {
+            return Err(SettingsError::new("supervision.window", "must be greater than zero"));
+        }
+        if s.backoff_max < s.backoff_initial {
+            return Err(SettingsError::new("supervision.backoff_max", "must not be below supervision.backoff_initial"));
+        }
+        if self.admin.enabled && !self.admin.address.ip().is_loopback() && self.admin.token.is_empty() {
+            return Err(SettingsError::new(
+                "admin.address",
+                format!("{} is not a loopback address; set admin.token to expose it", self.admin.address),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -381,6 +521,12 @@ mod tests {
             ("http.max_head_bytes", |s| s.http.max_head_bytes = 10),
             ("http.max_headers", |s| s.http.max_headers = 0),
             ("upstream.connect_timeout", |s| s.upstream.connect_timeout = Duration::ZERO),
+            ("supervision.window", |s| s.supervision.window = Duration::ZERO),
+            ("supervision.backoff_max", |s| s.supervision.backoff_max = Duration::ZERO),
+            ("admin.address", |s| {
+                s.admin.enabled = true;
+                s.admin.address = "0.0.0.0:9901".parse().unwrap()
+            }),
         ];
         assert_eq!(valid().validate(), Ok(()));
         for (key, edit) in cases {

@@ -18,11 +18,14 @@ use rustls::ServerConfig;
 use crate::actors::backend_pool::{BackendFailed, BackendPool, Subscribe};
 use crate::actors::balancer::{Balancer, BalancerHandle};
 use crate::actors::listener::Listener;
+use crate::actors::supervisor::{self, Fatal, SupervisorSpec};
 use crate::balance::{self, PoolSnapshot};
 use crate::http1::Limits;
 use crate::io::BufPool;
+use crate::metrics::{LocalMetrics, Metrics};
 use crate::runtime;
 use crate::settings::Settings;
+use crate::supervision::RestartPolicy;
 use crate::upstream::ConnPool;
 
 /// How often idle upstream connections are checked for expiry.
@@ -34,8 +37,11 @@ pub struct Worker {
     pub index: usize,
     /// The settings this worker was started with.
     pub settings: Arc<Settings>,
-    /// TLS configuration for new handshakes.
-    pub tls: Arc<ServerConfig>,
+    /// TLS configuration for new handshakes (replaced by the Listener on
+    /// certificate replacement; sessions clone the `Arc` at accept).
+    pub tls: RefCell<Arc<ServerConfig>>,
+    /// This worker's counters.
+    pub metrics: LocalMetrics,
     /// Parsing limits derived from the settings.
     pub limits: Limits,
     /// This worker's balancer.
@@ -81,11 +87,26 @@ pub struct WorkerSpec {
     pub cursor: balance::SharedCursor,
     /// How long in-flight sessions may take to finish after shutdown.
     pub drain: Duration,
+    /// Restart policy and escalation of this worker's Listener and Balancer.
+    pub policy: RestartPolicy,
+    /// Receives [`Fatal`] when a worker actor's budget is exhausted.
+    pub on_fatal: Option<Recipient<Fatal>>,
+    /// The proxy's metrics (this worker registers its counters there).
+    pub metrics: Arc<Metrics>,
+}
+
+/// The actors of one worker, reported back at start.
+#[derive(Debug, Clone)]
+pub struct WorkerAddrs {
+    /// The worker's Listener.
+    pub listener: Addr<Listener>,
+    /// The worker's Balancer.
+    pub balancer: Addr<Balancer>,
 }
 
 /// The worker thread's main future: starts the actors, waits for shutdown,
 /// drains, returns.
-pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Result<()>>) {
+pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Result<WorkerAddrs>>) {
     let settings = spec.settings;
     let balancer = BalancerHandle::new(
         spec.snapshot,
@@ -95,7 +116,8 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
     let worker = Rc::new(Worker {
         index: spec.index,
         limits: Limits { max_head_bytes: settings.http.max_head_bytes, max_headers: settings.http.max_headers },
-        tls: spec.tls,
+        tls: RefCell::new(spec.tls),
+        metrics: LocalMetrics::new(spec.metrics.register_worker()),
         balancer: balancer.clone(),
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
         bufs: BufPool::new(settings.http.max_head_bytes.max(crate::io::READ_BUF)),
@@ -104,16 +126,22 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         shutdown: spec.shutdown.clone(),
         settings,
     });
-    let balancer_addr = Balancer::new(balancer).start();
-    spec.pool.do_send(Subscribe(balancer_addr.recipient()));
+    let supervised = |name: &str| SupervisorSpec {
+        name: format!("{name} worker={}", spec.index),
+        policy: spec.policy,
+        on_fatal: spec.on_fatal.clone(),
+        metrics: spec.metrics.clone(),
+    };
+    let balancer_addr = supervisor::start_local(supervised("balancer"), Balancer::new(balancer));
+    spec.pool.do_send(Subscribe(balancer_addr.clone().recipient()));
     let listener = match Listener::new(spec.listeners, worker.clone()) {
-        Ok(l) => l.start(),
+        Ok(l) => supervisor::start_local(supervised("listener"), l),
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let _ = ready.send(Ok(()));
+    let _ = ready.send(Ok(WorkerAddrs { listener: listener.clone(), balancer: balancer_addr }));
     info!("worker started worker={}", spec.index);
 
     let sweeper = {

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod certs;
 pub mod client;
+pub mod embedded;
 pub mod proxy;
 
 #[allow(unused_imports)]

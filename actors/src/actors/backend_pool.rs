@@ -198,3 +198,56 @@ impl Handler<PoolStatus> for BackendPool {
             .collect()
     }
 }
+
+// Live control, used by `pool_control.rs` (add, remove, drain, re-weight).
+// Draining is expressed as "down until far in the future" so that the
+// eligibility rule stays in one place.
+/// How long a drained backend stays out of rotation (until undrained).
+const DRAINED_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl BackendPool {
+    /// Adds a backend (up); `false` if the address is already in the pool.
+    pub(crate) fn add_backend(&mut self, addr: SocketAddr, weight: u32) -> bool {
+        if self.backends.iter().any(|b| b.addr == addr) {
+            return false;
+        }
+        self.backends.push(Backend { addr, weight, down_until: None, failures: 0 });
+        self.publish();
+        true
+    }
+
+    /// Removes a backend; sessions already talking to it finish.
+    pub(crate) fn remove_backend(&mut self, addr: SocketAddr) -> bool {
+        let before = self.backends.len();
+        self.backends.retain(|b| b.addr != addr);
+        let removed = self.backends.len() != before;
+        if removed {
+            self.publish();
+        }
+        removed
+    }
+
+    /// Changes a backend's weight.
+    pub(crate) fn set_weight(&mut self, addr: SocketAddr, weight: u32) -> bool {
+        let Some(b) = self.backends.iter_mut().find(|b| b.addr == addr) else { return false };
+        if b.weight != weight {
+            b.weight = weight;
+            self.publish();
+        }
+        true
+    }
+
+    /// Takes a backend out of rotation (`drained`) or brings it back.
+    pub(crate) fn set_drained(&mut self, addr: SocketAddr, drained: bool) -> bool {
+        let Some(b) = self.backends.iter_mut().find(|b| b.addr == addr) else { return false };
+        b.down_until = drained.then(|| Instant::now() + DRAINED_FOR);
+        b.failures = 0;
+        self.publish();
+        true
+    }
+
+    /// The backends' addresses and weights.
+    pub(crate) fn members(&self) -> Vec<(SocketAddr, u32)> {
+        self.backends.iter().map(|b| (b.addr, b.weight)).collect()
+    }
+}

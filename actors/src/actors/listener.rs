@@ -2,19 +2,24 @@
 //!
 //! - **Owns**: this worker's clones of the proxy's listening sockets and
 //!   their accept loops.
-//! - **Receives**: [`StopAccepting`] at shutdown.
+//! - **Receives**: [`StopAccepting`] at shutdown, [`SetTls`] when the
+//!   certificates are replaced.
 //! - **Sends**: nothing; it starts one [`TlsSession`] per accepted
 //!   connection, and caps their number (`listener.max_connections`).
-//! - **Restart policy**: lives as long as its worker. Every worker accepts
-//!   from the same sockets, so the kernel spreads connections over workers.
+//! - **Restart policy**: supervised (`supervision.*`). A restart keeps the
+//!   sockets and re-spawns the accept loops in `started()`, unless the
+//!   worker already stopped accepting. Every worker accepts from the same
+//!   sockets, so the kernel spreads connections over workers.
 
 use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use log::{debug, warn};
+use rustls::ServerConfig;
 
 use crate::actors::tls_session::TlsSession;
 use crate::runtime::{self, TcpListener};
@@ -28,40 +33,70 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 #[rtype(result = "()")]
 pub struct StopAccepting;
 
+/// Use this TLS configuration for new handshakes (certificate replacement);
+/// established sessions keep theirs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetTls(pub Arc<ServerConfig>);
+
 /// Accepts connections and starts their sessions.
 pub struct Listener {
-    sockets: Vec<TcpListener>,
+    sockets: Vec<Rc<TcpListener>>,
     worker: Rc<Worker>,
+    accepting: bool,
+    loops: Vec<SpawnHandle>,
 }
 
 impl Listener {
     /// Wraps the worker's listening sockets.
     pub fn new(sockets: Vec<StdTcpListener>, worker: Rc<Worker>) -> io::Result<Self> {
-        let sockets = sockets.into_iter().map(runtime::listener).collect::<io::Result<_>>()?;
-        Ok(Self { sockets, worker })
+        let sockets = sockets.into_iter().map(|s| runtime::listener(s).map(Rc::new)).collect::<io::Result<_>>()?;
+        Ok(Self { sockets, worker, accepting: true, loops: Vec::new() })
     }
 }
 
 impl Actor for Listener {
     type Context = Context<Self>;
 
+    /// Runs at start and after each restart (a restart drops the loops).
     fn started(&mut self, ctx: &mut Context<Self>) {
-        for socket in std::mem::take(&mut self.sockets) {
-            ctx.spawn(accept_loop(socket, self.worker.clone()).into_actor(self));
+        self.loops.clear();
+        if !self.accepting {
+            return;
         }
+        for socket in &self.sockets {
+            let handle = ctx.spawn(accept_loop(socket.clone(), self.worker.clone()).into_actor(self));
+            self.loops.push(handle);
+        }
+    }
+}
+
+impl Supervised for Listener {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.loops.clear();
     }
 }
 
 impl Handler<StopAccepting> for Listener {
     type Result = ();
-
     fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
         debug!("listener stops accepting worker={}", self.worker.index);
-        ctx.stop();
+        self.accepting = false;
+        for handle in self.loops.drain(..) {
+            ctx.cancel_future(handle);
+        }
     }
 }
 
-async fn accept_loop(socket: TcpListener, worker: Rc<Worker>) {
+impl Handler<SetTls> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: SetTls, _: &mut Context<Self>) {
+        *self.worker.tls.borrow_mut() = msg.0;
+        debug!("tls configuration replaced worker={}", self.worker.index);
+    }
+}
+
+async fn accept_loop(socket: Rc<TcpListener>, worker: Rc<Worker>) {
     let max = worker.settings.listener.max_connections;
     loop {
         let (stream, peer) = match socket.accept().await {

@@ -1,0 +1,286 @@
+//! The Control actor: the proxy's control plane for operators and embedders.
+//!
+//! - **Owns**: the settings in force, the addresses of the pool and of every
+//!   worker's Listener, the shutdown switch, and the health transitions it
+//!   sees in the pool's snapshots.
+//! - **Receives**: [`ApplySettings`] (reload: validated first, then applied
+//!   as a diff), [`ReplaceCertificates`], [`ProxyStatus`], [`Shutdown`], and
+//!   [`SnapshotPublished`] from the BackendPool.
+//! - **Sends**: pool control messages ([`AddBackend`], [`RemoveBackend`],
+//!   [`SetWeight`]) to the BackendPool, [`SetTls`] to each Listener.
+//! - **Restart policy**: supervised (`supervision.*`); a restart keeps every
+//!   field (nothing in it is per-incarnation).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use log::{info, warn};
+
+use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus, SnapshotPublished};
+use crate::actors::listener::{Listener, SetTls};
+use crate::actors::pool_control::{AddBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight};
+use crate::metrics::{Event, Metrics, Totals};
+use crate::settings::{Settings, SettingsError};
+use crate::tls::{self, TlsError};
+
+/// Why new settings were not applied. The old ones keep serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The settings are invalid.
+    #[error("invalid settings: {0}")]
+    Settings(#[from] SettingsError),
+    /// The certificate or key cannot be used.
+    #[error("`listener.cert`, `listener.key`: {0}")]
+    Tls(#[from] TlsError),
+    /// The pool refused a change (the changes before it were applied).
+    #[error("backend change refused: {0}")]
+    Pool(#[from] PoolControlError),
+    /// An actor did not answer.
+    #[error("internal: {0}")]
+    Internal(#[from] MailboxError),
+}
+
+/// What [`ApplySettings`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Backends added.
+    pub added: Vec<SocketAddr>,
+    /// Backends removed.
+    pub removed: Vec<SocketAddr>,
+    /// Backends whose weight changed.
+    pub reweighted: Vec<SocketAddr>,
+    /// Sections that changed but take effect only after a restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// Apply new settings: validate them and load their certificate first (a
+/// bad configuration changes nothing), then add, remove and re-weight
+/// backends and swap the certificate. Established connections are kept.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ApplyReport, ApplyError>")]
+pub struct ApplySettings(pub Settings);
+
+/// Load a new certificate chain and key and use them for new handshakes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), TlsError>")]
+pub struct ReplaceCertificates {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Begin a graceful shutdown: stop accepting, let in-flight requests finish
+/// (up to `shutdown.drain_timeout`), close idle connections. Await
+/// [`crate::ProxyHandle::shutdown`] to wait for the end.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Query: the whole proxy's state.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<Status, MailboxError>")]
+pub struct ProxyStatus;
+
+/// The proxy's state, as [`ProxyStatus`] reports it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The TLS listener's address.
+    pub listen: SocketAddr,
+    /// Worker threads.
+    pub workers: usize,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Whether a shutdown has begun.
+    pub shutting_down: bool,
+    /// Every backend.
+    pub backends: Vec<BackendStatus>,
+    /// Summed counters.
+    pub totals: Totals,
+    /// Recent actor restarts, oldest first.
+    pub restarts: Vec<Event>,
+    /// Recent backend health transitions, oldest first.
+    pub transitions: Vec<Event>,
+}
+
+/// The control plane of one proxy.
+pub struct Control {
+    settings: Arc<Settings>,
+    listen: SocketAddr,
+    pool: Addr<BackendPool>,
+    listeners: Vec<Addr<Listener>>,
+    shutdown: async_channel::Sender<()>,
+    metrics: Arc<Metrics>,
+    started_at: Instant,
+    last_up: HashMap<SocketAddr, bool>,
+}
+
+impl Control {
+    /// A control actor over a started proxy's parts.
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        listen: SocketAddr,
+        pool: Addr<BackendPool>,
+        listeners: Vec<Addr<Listener>>,
+        shutdown: async_channel::Sender<()>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let last_up = settings.upstream.backends.iter().map(|b| (b.address, true)).collect();
+        Self { settings, listen, pool, listeners, shutdown, metrics, started_at: Instant::now(), last_up }
+    }
+
+    fn swap_tls(&self, config: Arc<rustls::ServerConfig>) {
+        for l in &self.listeners {
+            l.do_send(SetTls(config.clone()));
+        }
+    }
+}
+
+impl Actor for Control {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Control {}
+
+/// Sections whose change needs a restart (everything but backends and certificates).
+fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
+    (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
+    let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
+    (ou.backends, nu.backends) = Default::default();
+    let checks = [
+        ("runtime", old.runtime != new.runtime),
+        ("listener", ol != nl),
+        ("http", old.http != new.http),
+        ("upstream", ou != nu),
+        ("supervision", old.supervision != new.supervision),
+        ("shutdown", old.shutdown != new.shutdown),
+        ("admin", old.admin != new.admin),
+        ("log", old.log != new.log),
+    ];
+    for (section, changed) in checks {
+        if changed {
+            out.push(section);
+        }
+    }
+    out
+}
+
+impl Handler<ApplySettings> for Control {
+    type Result = ResponseActFuture<Self, Result<ApplyReport, ApplyError>>;
+
+    fn handle(&mut self, msg: ApplySettings, _: &mut Context<Self>) -> Self::Result {
+        let new = msg.0;
+        let prepared = new
+            .validate()
+            .map_err(ApplyError::from)
+            .and_then(|()| Ok(tls::server_config(&new.listener.cert, &new.listener.key)?));
+        let tls = match prepared {
+            Ok(tls) => tls,
+            Err(e) => {
+                warn!("reload rejected reason={e}");
+                return Box::pin(fut::ready(Err(e)));
+            }
+        };
+        let pool = self.pool.clone();
+        let wanted: Vec<(SocketAddr, u32)> = new.upstream.backends.iter().map(|b| (b.address, b.weight)).collect();
+        let mut report = ApplyReport { restart_required: restart_required(&self.settings, &new), ..Default::default() };
+        let work = async move {
+            let current = pool.send(PoolMembers).await?;
+            for &(address, weight) in &wanted {
+                match current.iter().find(|(a, _)| *a == address) {
+                    None => {
+                        pool.send(AddBackend { address, weight }).await??;
+                        report.added.push(address);
+                    }
+                    Some(&(_, w)) if w != weight => {
+                        pool.send(SetWeight { address, weight }).await??;
+                        report.reweighted.push(address);
+                    }
+                    Some(_) => {}
+                }
+            }
+            for &(address, _) in &current {
+                if !wanted.iter().any(|(a, _)| *a == address) {
+                    pool.send(RemoveBackend { address }).await??;
+                    report.removed.push(address);
+                }
+            }
+            Ok::<_, ApplyError>(report)
+        };
+        Box::pin(work.into_actor(self).map(move |result, act, _| {
+            let report = result.inspect_err(|e| warn!("reload partly applied reason={e}"))?;
+            act.swap_tls(tls);
+            info!(
+                "reload applied added={:?} removed={:?} reweighted={:?} restart_required={:?}",
+                report.added, report.removed, report.reweighted, report.restart_required
+            );
+            act.settings = Arc::new(new);
+            Ok(report)
+        }))
+    }
+}
+
+impl Handler<ReplaceCertificates> for Control {
+    type Result = Result<(), TlsError>;
+
+    fn handle(&mut self, msg: ReplaceCertificates, _: &mut Context<Self>) -> Self::Result {
+        let config = tls::server_config(&msg.cert, &msg.key)?;
+        self.swap_tls(config);
+        let mut s = (*self.settings).clone();
+        (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
+        self.settings = Arc::new(s);
+        info!("certificates replaced");
+        Ok(())
+    }
+}
+
+impl Handler<Shutdown> for Control {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        if !self.shutdown.is_closed() {
+            info!("shutdown requested listen={}", self.listen);
+        }
+        self.shutdown.close();
+    }
+}
+
+impl Handler<ProxyStatus> for Control {
+    type Result = ResponseFuture<Result<Status, MailboxError>>;
+
+    fn handle(&mut self, _: ProxyStatus, _: &mut Context<Self>) -> Self::Result {
+        let (restarts, transitions) = self.metrics.recent();
+        let partial = Status {
+            listen: self.listen,
+            workers: self.listeners.len(),
+            uptime_secs: self.started_at.elapsed().as_secs(),
+            shutting_down: self.shutdown.is_closed(),
+            backends: Vec::new(),
+            totals: self.metrics.totals(),
+            restarts,
+            transitions,
+        };
+        let pool = self.pool.clone();
+        Box::pin(async move { Ok(Status { backends: pool.send(PoolStatus).await?, ..partial }) })
+    }
+}
+
+impl Handler<SnapshotPublished> for Control {
+    type Result = ();
+    fn handle(&mut self, msg: SnapshotPublished, _: &mut Context<Self>) {
+        for b in msg.0.backends() {
+            let before = self.last_up.insert(b.addr, b.eligible);
+            if before.is_some_and(|up| up != b.eligible) {
+                self.metrics.record_transition(b.addr, b.eligible);
+            }
+        }
+        let present: Vec<SocketAddr> = msg.0.backends().iter().map(|b| b.addr).collect();
+        self.last_up.retain(|a, _| present.contains(a));
+    }
+}
