@@ -89,6 +89,10 @@ pub struct ListenerSettings {
     /// Cap on concurrent client connections per worker; connections over it
     /// are closed at once.
     pub max_connections: usize,
+    /// How often the certificate and key files are checked for changes and
+    /// reloaded (zero: never; SIGHUP and `ReplaceCertificates` still work).
+    #[serde(deserialize_with = "duration")]
+    pub cert_watch_interval: Duration,
 }
 
 impl Default for ListenerSettings {
@@ -100,6 +104,7 @@ impl Default for ListenerSettings {
             key: PathBuf::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            cert_watch_interval: Duration::ZERO,
         }
     }
 }

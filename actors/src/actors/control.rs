@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{info, warn};
@@ -118,6 +118,16 @@ pub struct Control {
     metrics: Arc<Metrics>,
     started_at: Instant,
     last_up: HashMap<SocketAddr, bool>,
+    /// Modification time and size of the cert and key files last loaded.
+    cert_stamp: Option<FileStamp>,
+}
+
+/// What identifies a version of the certificate and key files.
+type FileStamp = [(SystemTime, u64); 2];
+
+fn stamp(settings: &Settings) -> Option<FileStamp> {
+    let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    Some([one(&settings.listener.cert)?, one(&settings.listener.key)?])
 }
 
 impl Control {
@@ -131,7 +141,26 @@ impl Control {
         metrics: Arc<Metrics>,
     ) -> Self {
         let last_up = settings.upstream.backends.iter().map(|b| (b.address, true)).collect();
-        Self { settings, listen, pool, listeners, shutdown, metrics, started_at: Instant::now(), last_up }
+        let cert_stamp = stamp(&settings);
+        Self { settings, listen, pool, listeners, shutdown, metrics, started_at: Instant::now(), last_up, cert_stamp }
+    }
+
+    /// Reloads the certificate when its files changed since the last load.
+    /// Files caught mid-write fail to load and are tried again next time.
+    fn reload_changed_certificates(&mut self) {
+        let now = stamp(&self.settings);
+        if now.is_none() || now == self.cert_stamp {
+            return;
+        }
+        let listener = &self.settings.listener;
+        match tls::server_config(&listener.cert, &listener.key) {
+            Ok(config) => {
+                self.swap_tls(config);
+                self.cert_stamp = now;
+                info!("certificate reloaded after file change cert={}", listener.cert.display());
+            }
+            Err(e) => warn!("changed certificate not loaded, the old one keeps serving: {e}"),
+        }
     }
 
     fn swap_tls(&self, config: Arc<rustls::ServerConfig>) {
@@ -143,6 +172,14 @@ impl Control {
 
 impl Actor for Control {
     type Context = Context<Self>;
+
+    /// Runs at first start and after each restart (a restart clears timers).
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let every = self.settings.listener.cert_watch_interval;
+        if !every.is_zero() {
+            ctx.run_interval(every, |control, _| control.reload_changed_certificates());
+        }
+    }
 }
 
 impl Supervised for Control {}
@@ -152,6 +189,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let mut out = Vec::new();
     let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
     (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
+    (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
     (ou.backends, nu.backends) = Default::default();
     let checks = [
@@ -222,6 +260,7 @@ impl Handler<ApplySettings> for Control {
                 report.added, report.removed, report.reweighted, report.restart_required
             );
             act.settings = Arc::new(new);
+            act.cert_stamp = stamp(&act.settings);
             Ok(report)
         }))
     }
@@ -236,6 +275,7 @@ impl Handler<ReplaceCertificates> for Control {
         let mut s = (*self.settings).clone();
         (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
         self.settings = Arc::new(s);
+        self.cert_stamp = stamp(&self.settings);
         info!("certificates replaced");
         Ok(())
     }
