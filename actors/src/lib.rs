@@ -11,10 +11,11 @@
 //! | module | role |
 //! |---|---|
 //! | [`runtime`] | the only module that names async-std / async-io and the worker threads |
-//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool` (one per file) |
+//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool`, `HealthChecker` (one per file) |
 //! | [`http1`] | sans-I/O HTTP/1.1 codec on `httparse`: parsing, framing, forwarding headers |
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
+//! | [`health`] | health policy: probes, ejection, panic mode, slow start (pure) |
 //! | [`io`] | body relaying between streams with framing conversion |
 //! | [`upstream`] | per-worker idle upstream connection pool |
 //! | [`settings`] | typed settings and their validation |
@@ -42,6 +43,7 @@
 
 pub mod actors;
 pub mod balance;
+pub mod health;
 pub mod http1;
 pub mod io;
 pub mod runtime;
@@ -59,9 +61,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use log::info;
 
-pub use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus};
+pub use crate::actors::backend_pool::{
+    BackendPool, BackendStatus, DrainBackend, PoolError, PoolStatus, TransitionRecord, Why, WhyBackend,
+};
 pub use crate::actors::tls_session::ACCESS_LOG_TARGET;
-pub use crate::settings::{BackendSettings, Settings, SettingsError, StrategyKind};
+pub use crate::health::{HealthState, TransitionKind};
+pub use crate::settings::{BackendSettings, HashKey, Settings, SettingsError, StrategyKind};
 pub use crate::tls::TlsError;
 
 /// How long in-flight sessions may finish after [`ProxyHandle::shutdown`].
