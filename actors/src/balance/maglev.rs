@@ -172,6 +172,11 @@ mod tests {
                 }
                 kept += usize::from(a == b);
             }
+            // Over the whole key space (every slot), at least (N-1)/N stays.
+            let table =
+                Maglev::populate(DEFAULT_TABLE_SIZE, &snap(&all).backends().iter().map(|b| b.addr).collect::<Vec<_>>());
+            let slots_kept = table.iter().filter(|&&b| b != 1).count();
+            assert!(slots_kept * n + n >= DEFAULT_TABLE_SIZE * (n - 1), "n={n}: {slots_kept} slots kept");
             let share = kept as f64 / KEYS as f64;
             let bound = (n - 1) as f64 / n as f64;
             // Keys are random, so the leaving backend owns 1/N of them give
