@@ -164,11 +164,13 @@ fn within(deadline: Option<Instant>, limit: Duration) -> Duration {
     deadline.map_or(limit, |d| limit.min(d.saturating_duration_since(Instant::now())))
 }
 
-/// Inserts a header line (with its CRLF) at the end of the head in `out`,
-/// which must end with the head's blank line.
+/// Inserts a header line (with its CRLF) at the end of the head that
+/// starts `out` (before its blank line; a body may follow it).
 fn insert_header(out: &mut Vec<u8>, line: &[u8]) {
-    let at = out.len().saturating_sub(2);
-    out.splice(at..at, line.iter().copied());
+    if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        out.splice(at..at, line.iter().copied());
+    }
 }
 
 /// Backends already tried for one request.
