@@ -31,8 +31,7 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Default upstream connect deadline.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default deadline for the upstream's response head, and for each read of
-/// its body (504 when the head is late).
+/// Default deadline for the upstream's response head (504 when it is late).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default cap on idle pooled upstream connections, per backend and worker.
 pub const DEFAULT_POOL_MAX_IDLE: usize = 128;
@@ -271,8 +270,8 @@ pub struct UpstreamSettings {
     /// Deadline for connecting to a backend.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
-    /// Deadline for the response head after the request was sent, and for
-    /// each read of the response body.
+    /// Deadline for the response head (first byte) after the request was
+    /// sent; body reads use `idle_timeout`.
     #[serde(deserialize_with = "duration")]
     pub response_timeout: Duration,
     /// Idle keep-alive connections kept per backend and worker.
