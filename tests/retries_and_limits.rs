@@ -171,3 +171,18 @@ fn a_returning_backend_ramps_up_its_weight() {
     let kinds: Vec<_> = proxy.pool_status()[0].history.iter().map(|t| t.kind).collect();
     assert_eq!(kinds, [TransitionKind::Ejected, TransitionKind::Restored, TransitionKind::SlowStart]);
 }
+
+#[test]
+fn total_timeout_bounds_the_whole_exchange() {
+    let hung = ChaosBackend::start("hung");
+    hung.set_mode(Mode::Hang);
+    let proxy = TestProxy::start_with(&[hung.addr()], |s| {
+        s.upstream.response_timeout = Duration::from_secs(3);
+        s.upstream.total_timeout = Duration::from_millis(300);
+    });
+    let started = std::time::Instant::now();
+    let r = send(&proxy, GET);
+    let took = started.elapsed();
+    assert_eq!(r.status, 504);
+    assert!(took < Duration::from_millis(1500), "answered after {took:?}, not at the total timeout");
+}

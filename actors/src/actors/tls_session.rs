@@ -369,6 +369,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             let reused = pooled.is_some();
             let mut upstream = match pooled {
                 Some(stream) => stream,
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    debug!("exchange exceeded total timeout before connecting conn={}", self.conn);
+                    return self.fail(504).await;
+                }
                 None => {
                     let connecting = worker.balancer.connecting(id);
                     let result = runtime::connect(addr, within(deadline, up.connect_timeout)).await;

@@ -262,7 +262,7 @@ impl BackendHealth {
         self.ejected_until = Some(now + time);
         self.slow_start_since = None;
         let reason = format!(
-            "{run} consecutive {} failures; ejection {} for {} ms",
+            "{run} consecutive failures ({}); ejection {} for {} ms",
             kind.as_str(),
             self.ejections,
             time.as_millis()
