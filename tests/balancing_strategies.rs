@@ -69,6 +69,7 @@ fn maglev_keeps_keys_in_place_when_one_of_n_leaves() {
         s.runtime.workers = 2;
         s.upstream.strategy = StrategyKind::Maglev;
         s.upstream.hash_key = HashKey::Header("X-User".into());
+        s.upstream.down_backoff = Duration::from_millis(500);
     });
     let before = placement(&proxy, KEYS);
     assert_eq!(before, placement(&proxy, KEYS), "the same key goes to the same backend");
@@ -81,8 +82,9 @@ fn maglev_keeps_keys_in_place_when_one_of_n_leaves() {
     // Exactly the leaving backend's keys move; every other key stays.
     assert_eq!(kept, KEYS - owned, "keys of the remaining backends moved");
     // It owns 1/N of the table (unit-tested to ±1 slot), so 1/N of the key
-    // space; this sample of 400 keys may differ by sampling noise (3σ ≈ 26).
-    assert!(owned <= KEYS / N + 26, "the leaving backend owned {owned} of {KEYS} keys");
+    // space; this sample of 400 keys (over random ports) differs by sampling
+    // noise: σ ≈ 8.7, so 4σ ≈ 35.
+    assert!(owned <= KEYS / N + 35, "the leaving backend owned {owned} of {KEYS} keys");
     // It comes back: every key returns home.
     backends[1].restart();
     assert!(
