@@ -66,11 +66,11 @@ fn backends_are_added_drained_reweighted_and_removed_at_run_time() {
     // Drain a: no new requests reach it, an established connection is kept.
     let mut kept = e.client(0);
     kept.send(b"GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    block(pool.send(DrainBackend { address: a.addr(), drain: true })).unwrap().unwrap();
+    block(pool.send(DrainBackend { addr: a.addr(), drain: true })).unwrap().unwrap();
     let _ = kept.read_response(false).expect("in-flight request finishes");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(names(&e, 0, 6), HashSet::from(["b".to_owned()]));
-    block(pool.send(DrainBackend { address: a.addr(), drain: false })).unwrap().unwrap();
+    block(pool.send(DrainBackend { addr: a.addr(), drain: false })).unwrap().unwrap();
     assert!(wait_until(Duration::from_secs(3), || names(&e, 0, 8).contains("a")));
 
     block(pool.send(RemoveBackend { address: a.addr() })).unwrap().unwrap();

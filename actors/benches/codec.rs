@@ -11,7 +11,8 @@ use terminus_actors::http1::{
     write_upstream_request,
 };
 
-const SMALL_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: h2load nghttp2/1.52.0\r\nAccept: */*\r\n\r\n";
+const SMALL_REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: h2load nghttp2/1.52.0\r\nAccept: */*\r\n\r\n";
 
 const BROWSER_REQUEST: &[u8] = b"GET /articles/2026/11/some-long-slug?utm_source=feed&page=2 HTTP/1.1\r\n\
 Host: www.example.com\r\n\

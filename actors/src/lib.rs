@@ -11,13 +11,15 @@
 //! | module | role |
 //! |---|---|
 //! | [`runtime`] | the only module that names async-std / async-io and the worker threads |
-//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool`, `Control`, `Admin` (one per file), the supervisor and pool control messages |
+//! | [`actors`] | `Listener`, `TlsSession`, `Balancer`, `BackendPool`, `HealthChecker`, `Control`, `Admin` (one per file), the supervisor and pool control messages |
+//! | [`health`] | health policy: probe outcomes and passive signals to transitions (pure) |
 //! | [`supervision`] | restart policy, budget and backoff (pure) |
 //! | [`metrics`] | per-worker counters, summed on scrape |
 //! | [`access_log`] | `combined` and JSON access log lines |
 //! | [`http1`] | sans-I/O HTTP/1.1 codec on `httparse`: parsing, framing, forwarding headers |
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
+//! | [`health`] | health policy: probes, ejection, panic mode, slow start (pure) |
 //! | [`io`] | body relaying between streams with framing conversion |
 //! | [`upstream`] | per-worker idle upstream connection pool |
 //! | [`settings`] | typed settings and their validation |
@@ -46,6 +48,7 @@
 pub mod access_log;
 pub mod actors;
 pub mod balance;
+pub mod health;
 pub mod http1;
 pub mod io;
 pub mod metrics;
@@ -66,20 +69,22 @@ use actix::prelude::*;
 use log::info;
 
 pub use crate::actors::admin::Admin;
-pub use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus, SnapshotPublished, Subscribe};
+pub use crate::actors::backend_pool::{
+    BackendPool, BackendStatus, DrainBackend, PoolError, PoolStatus, SnapshotPublished, Subscribe, TransitionRecord,
+    Why, WhyBackend,
+};
 pub use crate::actors::balancer::Balancer;
 pub use crate::actors::control::{
     ApplyError, ApplyReport, ApplySettings, Control, ProxyStatus, ReplaceCertificates, Shutdown, Status,
 };
 pub use crate::actors::listener::Listener;
-pub use crate::actors::pool_control::{
-    AddBackend, DrainBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight,
-};
+pub use crate::actors::pool_control::{AddBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight};
 pub use crate::actors::supervisor::Fatal;
 #[cfg(any(test, feature = "fault-injection"))]
 pub use crate::actors::supervisor::{InjectPanic, PANIC_PATH};
 pub use crate::actors::tls_session::ACCESS_LOG_TARGET;
-pub use crate::settings::{AccessLogFormat, BackendSettings, Settings, SettingsError, StrategyKind};
+pub use crate::health::{HealthState, TransitionKind};
+pub use crate::settings::{AccessLogFormat, BackendSettings, HashKey, Settings, SettingsError, StrategyKind};
 pub use crate::supervision::{RestartKind, RestartPolicy};
 pub use crate::tls::TlsError;
 

@@ -31,8 +31,7 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Default upstream connect deadline.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default deadline for the upstream's response head, and for each read of
-/// its body (504 when the head is late).
+/// Default deadline for the upstream's response head (504 when it is late).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default cap on idle pooled upstream connections, per backend and worker.
 pub const DEFAULT_POOL_MAX_IDLE: usize = 128;
@@ -42,6 +41,39 @@ pub const DEFAULT_POOL_MAX_IDLE: usize = 128;
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default time a backend stays marked down after a connect failure.
 pub const DEFAULT_DOWN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Default decay time of the peak-EWMA latency estimate (as in linkerd).
+pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_secs(10);
+/// Default deadline for each read of a response body (idle between body bytes).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default longest time a backend stays ejected, however often it failed.
+pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(60);
+/// Default share of backends that passive health may eject at once.
+pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
+/// Default consecutive refused or failed connects that eject a backend: a
+/// backend that refuses connections cannot serve, so one is enough.
+pub const DEFAULT_CONSECUTIVE_CONNECT_FAILURES: u32 = 1;
+/// Default consecutive errors (resets, timeouts, 5xx) that eject a backend.
+pub const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
+/// Default active health check interval.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Default active health check timeout: a probe that has not answered by then failed.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default random spread added to each check interval, so that checks of
+/// many proxies do not arrive in step.
+pub const DEFAULT_HEALTH_JITTER: Duration = Duration::from_millis(500);
+/// Default successful checks in a row that mark a down backend up.
+pub const DEFAULT_HEALTH_RISE: u32 = 2;
+/// Default failed checks in a row that mark an up backend down.
+pub const DEFAULT_HEALTH_FALL: u32 = 3;
+/// Default retries of one request on other backends (connect failures not counted).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Default retry budget: retries in flight may be this share of requests in flight.
+pub const DEFAULT_RETRY_BUDGET_PERCENT: u32 = 20;
+/// Default retries in flight always allowed, whatever the budget says (low traffic).
+pub const DEFAULT_RETRY_BUDGET_MIN: u32 = 3;
+/// Default name of the sticky-session cookie.
+pub const DEFAULT_STICKY_COOKIE: &str = "terminus_sticky";
 
 /// Everything one proxy needs.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -152,6 +184,56 @@ pub enum StrategyKind {
     RoundRobin,
     /// Smooth weighted round robin (nginx's algorithm).
     WeightedRoundRobin,
+    /// Fewest requests in flight relative to weight.
+    LeastConnections,
+    /// Power of two random choices over in-flight requests and peak-EWMA latency.
+    #[serde(rename = "p2c")]
+    PowerOfTwoChoices,
+    /// Consistent hashing (Maglev) over `upstream.hash_key`.
+    Maglev,
+    /// Sticky sessions: a signed cookie names the backend; `upstream.sticky.fallback` picks the first.
+    Sticky,
+}
+
+/// Where a request's consistent-hashing key comes from: `"client_ip"`,
+/// `"path"`, `"header:NAME"` or `"cookie:NAME"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address.
+    #[default]
+    ClientIp,
+    /// The request path (origin form, with the query).
+    Path,
+    /// The value of a request header.
+    Header(String),
+    /// The value of a cookie.
+    Cookie(String),
+}
+
+impl std::str::FromStr for HashKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not client_ip, path, header:NAME or cookie:NAME");
+        match s.split_once(':') {
+            None if s == "client_ip" => Ok(Self::ClientIp),
+            None if s == "path" => Ok(Self::Path),
+            Some(("header", name)) if is_token(name) => Ok(Self::Header(name.to_owned())),
+            Some(("cookie", name)) if is_token(name) => Ok(Self::Cookie(name.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HashKey {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        String::deserialize(de)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `s` is a non-empty HTTP token (header or cookie name).
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// One backend: `"host:port"` or `{ address = "host:port", weight = 3 }`.
@@ -201,8 +283,8 @@ pub struct UpstreamSettings {
     /// Deadline for connecting to a backend.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
-    /// Deadline for the response head after the request was sent, and for
-    /// each read of the response body.
+    /// Deadline for the response head (first byte) after the request was
+    /// sent; body reads use `idle_timeout`.
     #[serde(deserialize_with = "duration")]
     pub response_timeout: Duration,
     /// Idle keep-alive connections kept per backend and worker.
@@ -210,9 +292,189 @@ pub struct UpstreamSettings {
     /// How long an idle pooled connection may be reused.
     #[serde(deserialize_with = "duration")]
     pub pool_idle_timeout: Duration,
-    /// How long a backend that refused or reset a connection is skipped.
+    /// How long a backend that refused or reset a connection is skipped:
+    /// the base ejection time of passive health, multiplied by the number
+    /// of recent ejections (capped by `outlier.max_ejection`).
     #[serde(deserialize_with = "duration")]
     pub down_backoff: Duration,
+    /// The consistent-hashing key of the `maglev` strategy.
+    pub hash_key: HashKey,
+    /// A backend that comes back ramps its weight from 10% to 100% over
+    /// this window (weighted strategies); zero turns slow start off.
+    #[serde(deserialize_with = "duration")]
+    pub slow_start: Duration,
+    /// When fewer than this share (0.0 to 1.0) of backends are healthy,
+    /// balance across all of them (panic mode); 0 turns it off.
+    pub panic_threshold: f64,
+    /// Decay time of the peak-EWMA latency estimate used by `p2c`.
+    #[serde(deserialize_with = "duration")]
+    pub ewma_decay: Duration,
+    /// Deadline for each read of a response body once its head arrived.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Deadline for a whole exchange, retries included; zero means none.
+    #[serde(deserialize_with = "duration")]
+    pub total_timeout: Duration,
+    /// Circuit breaker: requests in flight per backend; zero means no limit.
+    pub max_connections: u32,
+    /// Circuit breaker: connects in progress per backend; zero means no limit.
+    pub max_pending: u32,
+    /// Active health checks.
+    pub health: HealthSettings,
+    /// Passive health: outlier detection and ejection.
+    pub outlier: OutlierSettings,
+    /// Retries on other backends.
+    pub retry: RetrySettings,
+    /// The `sticky` strategy's cookie.
+    pub sticky: StickySettings,
+}
+
+/// Active health checks: one HTTP probe per backend per interval.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSettings {
+    /// Whether backends are probed at all.
+    pub enabled: bool,
+    /// Request path of the probe.
+    pub path: String,
+    /// Request method of the probe.
+    pub method: String,
+    /// Host header of the probe; empty means the backend's address.
+    pub host: String,
+    /// Statuses that count as healthy: `"200-399"` or a single `"200"`.
+    pub expect_status: String,
+    /// Time between probes of one backend.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// A probe that has not answered by then failed.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Random spread added to each interval (0 to this).
+    #[serde(deserialize_with = "duration")]
+    pub jitter: Duration,
+    /// Successful probes in a row that mark a down backend up.
+    pub rise: u32,
+    /// Failed probes in a row that mark an up backend down.
+    pub fall: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "/".to_owned(),
+            method: "GET".to_owned(),
+            host: String::new(),
+            expect_status: "200-399".to_owned(),
+            interval: DEFAULT_HEALTH_INTERVAL,
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            jitter: DEFAULT_HEALTH_JITTER,
+            rise: DEFAULT_HEALTH_RISE,
+            fall: DEFAULT_HEALTH_FALL,
+        }
+    }
+}
+
+impl HealthSettings {
+    /// The healthy status range, parsed from `expect_status`.
+    pub fn status_range(&self) -> Option<std::ops::RangeInclusive<u16>> {
+        let (lo, hi) = match self.expect_status.split_once('-') {
+            Some((lo, hi)) => (lo.trim().parse().ok()?, hi.trim().parse().ok()?),
+            None => {
+                let one = self.expect_status.trim().parse().ok()?;
+                (one, one)
+            }
+        };
+        ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some(lo..=hi)
+    }
+}
+
+/// Passive health: which failures count, when a backend is ejected, for how long.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierSettings {
+    /// Consecutive failed connects that eject a backend (0: never).
+    pub consecutive_connect_failures: u32,
+    /// Consecutive errors (the kinds counted below) that eject a backend (0: never).
+    pub consecutive_errors: u32,
+    /// Count a connection reset before any response byte as an error.
+    pub count_resets: bool,
+    /// Count a response head later than `upstream.response_timeout` as an error.
+    pub count_timeouts: bool,
+    /// Count a 5xx response as an error.
+    pub count_5xx: bool,
+    /// Longest ejection, however often the backend was ejected.
+    #[serde(deserialize_with = "duration")]
+    pub max_ejection: Duration,
+    /// At most this share of backends (percent) is ejected for errors at
+    /// once; backends refusing connections are always ejected.
+    pub max_ejected_percent: u32,
+}
+
+impl Default for OutlierSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_connect_failures: DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
+            consecutive_errors: DEFAULT_CONSECUTIVE_ERRORS,
+            count_resets: true,
+            count_timeouts: true,
+            count_5xx: true,
+            max_ejection: DEFAULT_MAX_EJECTION,
+            max_ejected_percent: DEFAULT_MAX_EJECTED_PERCENT,
+        }
+    }
+}
+
+/// Retries on other backends.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Retries of one request after it reached a backend (a failed connect
+    /// is always retried on another backend and is not counted).
+    pub max_retries: u32,
+    /// Also retry requests whose method is not idempotent.
+    pub non_idempotent: bool,
+    /// Response statuses retried on another backend (idempotent requests only).
+    pub on_status: Vec<u16>,
+    /// Retries in flight may be at most this percentage of requests in flight.
+    pub budget_percent: u32,
+    /// Retries in flight always allowed regardless of the budget.
+    pub budget_min: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            non_idempotent: false,
+            on_status: vec![500, 502, 503, 504],
+            budget_percent: DEFAULT_RETRY_BUDGET_PERCENT,
+            budget_min: DEFAULT_RETRY_BUDGET_MIN,
+        }
+    }
+}
+
+/// The `sticky` strategy's cookie.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StickySettings {
+    /// Cookie name.
+    pub cookie: String,
+    /// HMAC key of the cookie; empty means a random key per start (cookies
+    /// then do not survive a restart).
+    pub secret: String,
+    /// Strategy for requests without a valid cookie (not `sticky`).
+    pub fallback: StrategyKind,
+}
+
+impl Default for StickySettings {
+    fn default() -> Self {
+        Self {
+            cookie: DEFAULT_STICKY_COOKIE.to_owned(),
+            secret: String::new(),
+            fallback: StrategyKind::LeastConnections,
+        }
+    }
 }
 
 impl Default for UpstreamSettings {
@@ -225,7 +487,72 @@ impl Default for UpstreamSettings {
             pool_max_idle: DEFAULT_POOL_MAX_IDLE,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             down_backoff: DEFAULT_DOWN_BACKOFF,
+            hash_key: HashKey::default(),
+            slow_start: Duration::ZERO,
+            panic_threshold: 0.0,
+            ewma_decay: DEFAULT_EWMA_DECAY,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            total_timeout: Duration::ZERO,
+            max_connections: 0,
+            max_pending: 0,
+            health: HealthSettings::default(),
+            outlier: OutlierSettings::default(),
+            retry: RetrySettings::default(),
+            sticky: StickySettings::default(),
         }
+    }
+}
+
+impl UpstreamSettings {
+    /// Ranges and cross-field rules of the balancing and health settings.
+    fn validate_policies(&self) -> Result<(), SettingsError> {
+        if !(0.0..=1.0).contains(&self.panic_threshold) {
+            return Err(SettingsError::new("upstream.panic_threshold", "must be within 0.0..=1.0"));
+        }
+        let h = &self.health;
+        if h.rise == 0 {
+            return Err(SettingsError::new("upstream.health.rise", "must be at least 1"));
+        }
+        if h.fall == 0 {
+            return Err(SettingsError::new("upstream.health.fall", "must be at least 1"));
+        }
+        if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(SettingsError::new("upstream.health.path", "must start with / and hold no space or control"));
+        }
+        if !is_token(&h.method) {
+            return Err(SettingsError::new("upstream.health.method", "must be an HTTP method token"));
+        }
+        if h.host.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(SettingsError::new("upstream.health.host", "must hold no space or control"));
+        }
+        if h.status_range().is_none() {
+            return Err(SettingsError::new(
+                "upstream.health.expect_status",
+                "must be `NNN` or `NNN-NNN` within 100..=599",
+            ));
+        }
+        if self.outlier.max_ejected_percent > 100 {
+            return Err(SettingsError::new("upstream.outlier.max_ejected_percent", "must be within 0..=100"));
+        }
+        if self.outlier.max_ejection < self.down_backoff {
+            return Err(SettingsError::new(
+                "upstream.outlier.max_ejection",
+                "must not be shorter than upstream.down_backoff",
+            ));
+        }
+        if self.retry.budget_percent > 100 {
+            return Err(SettingsError::new("upstream.retry.budget_percent", "must be within 0..=100"));
+        }
+        if let Some(bad) = self.retry.on_status.iter().find(|s| !(500..=599).contains(*s)) {
+            return Err(SettingsError::new("upstream.retry.on_status", format!("{bad} is not a 5xx status")));
+        }
+        if !is_token(&self.sticky.cookie) {
+            return Err(SettingsError::new("upstream.sticky.cookie", "must be a cookie name token"));
+        }
+        if self.sticky.fallback == StrategyKind::Sticky {
+            return Err(SettingsError::new("upstream.sticky.fallback", "must be a strategy other than sticky"));
+        }
+        Ok(())
     }
 }
 
@@ -291,12 +618,18 @@ impl Settings {
             ("upstream.response_timeout", up.response_timeout),
             ("upstream.pool_idle_timeout", up.pool_idle_timeout),
             ("upstream.down_backoff", up.down_backoff),
+            ("upstream.ewma_decay", up.ewma_decay),
+            ("upstream.idle_timeout", up.idle_timeout),
+            ("upstream.outlier.max_ejection", up.outlier.max_ejection),
+            ("upstream.health.interval", up.health.interval),
+            ("upstream.health.timeout", up.health.timeout),
         ];
         for (key, value) in timeouts {
             if value.is_zero() {
                 return Err(SettingsError::new(key, "must be greater than zero"));
             }
         }
+        up.validate_policies()?;
         self.validate_ops()
     }
 
@@ -502,6 +835,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn hash_keys_parse() {
+        let cases: &[(&str, Option<HashKey>)] = &[
+            ("client_ip", Some(HashKey::ClientIp)),
+            ("path", Some(HashKey::Path)),
+            ("header:X-User", Some(HashKey::Header("X-User".into()))),
+            ("cookie:sid", Some(HashKey::Cookie("sid".into()))),
+            ("header:", None),
+            ("cookie:a b", None),
+            ("query:x", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<HashKey>().ok(), *want, "case {text:?}");
+        }
+    }
+
+    #[test]
+    fn status_ranges_parse() {
+        let cases: &[(&str, Option<(u16, u16)>)] =
+            &[("200-399", Some((200, 399))), ("204", Some((204, 204))), ("99", None), ("300-200", None), ("x", None)];
+        for (text, want) in cases {
+            let h = HealthSettings { expect_status: (*text).into(), ..Default::default() };
+            assert_eq!(h.status_range().map(|r| (*r.start(), *r.end())), *want, "case {text:?}");
+        }
+    }
+
     fn valid() -> Settings {
         let mut s = Settings::default();
         s.listener.cert = "c.pem".into();
@@ -532,6 +892,19 @@ mod tests {
                 s.admin.enabled = true;
                 s.admin.address = "0.0.0.0:9901".parse().unwrap()
             }),
+            ("upstream.panic_threshold", |s| s.upstream.panic_threshold = 1.5),
+            ("upstream.health.rise", |s| s.upstream.health.rise = 0),
+            ("upstream.health.fall", |s| s.upstream.health.fall = 0),
+            ("upstream.health.path", |s| s.upstream.health.path = "health".into()),
+            ("upstream.health.method", |s| s.upstream.health.method = "G T".into()),
+            ("upstream.health.expect_status", |s| s.upstream.health.expect_status = "300-200".into()),
+            ("upstream.health.interval", |s| s.upstream.health.interval = Duration::ZERO),
+            ("upstream.outlier.max_ejected_percent", |s| s.upstream.outlier.max_ejected_percent = 101),
+            ("upstream.outlier.max_ejection", |s| s.upstream.outlier.max_ejection = Duration::from_millis(1)),
+            ("upstream.retry.budget_percent", |s| s.upstream.retry.budget_percent = 200),
+            ("upstream.retry.on_status", |s| s.upstream.retry.on_status = vec![404]),
+            ("upstream.sticky.cookie", |s| s.upstream.sticky.cookie = "a b".into()),
+            ("upstream.sticky.fallback", |s| s.upstream.sticky.fallback = StrategyKind::Sticky),
         ];
         assert_eq!(valid().validate(), Ok(()));
         for (key, edit) in cases {

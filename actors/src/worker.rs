@@ -110,7 +110,9 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
     let settings = spec.settings;
     let balancer = BalancerHandle::new(
         spec.snapshot,
-        balance::strategy(settings.upstream.strategy, &spec.cursor),
+        &settings.upstream,
+        &spec.cursor,
+        spec.index as u64,
         spec.pool.clone().recipient::<BackendFailed>(),
     );
     let worker = Rc::new(Worker {

@@ -86,6 +86,11 @@ impl TestProxy {
         c.read_response(false).expect("response")
     }
 
+    /// The BackendPool actor (drain commands, `WhyBackend` queries).
+    pub fn pool(&self) -> &Addr<BackendPool> {
+        &self.pool
+    }
+
     /// The BackendPool's view of the backends.
     pub fn pool_status(&self) -> Vec<BackendStatus> {
         futures_lite::future::block_on(self.pool.send(PoolStatus)).expect("pool answers")

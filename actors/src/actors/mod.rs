@@ -4,6 +4,7 @@ pub mod admin;
 pub mod backend_pool;
 pub mod balancer;
 pub mod control;
+pub mod health_checker;
 pub mod listener;
 pub mod pool_control;
 pub mod supervisor;

@@ -1,5 +1,6 @@
 //! Live changes to the BackendPool: the messages an embedder (or a reload)
-//! sends to add, remove, drain and re-weight backends.
+//! sends to add, remove and re-weight backends (draining is the pool's own
+//! [`DrainBackend`](crate::actors::backend_pool::DrainBackend)).
 //!
 //! Each change publishes a new snapshot to every worker's Balancer; sessions
 //! already talking to a removed or drained backend finish their requests.
@@ -51,16 +52,6 @@ pub struct RemoveBackend {
     pub address: SocketAddr,
 }
 
-/// Stop sending new requests to a backend (`drain: true`) or resume (`false`).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), PoolControlError>")]
-pub struct DrainBackend {
-    /// Its address.
-    pub address: SocketAddr,
-    /// Out of rotation (true) or back in (false).
-    pub drain: bool,
-}
-
 /// Change a backend's weight.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), PoolControlError>")]
@@ -78,9 +69,9 @@ pub struct PoolMembers;
 
 impl Handler<AddBackend> for BackendPool {
     type Result = Result<(), PoolControlError>;
-    fn handle(&mut self, msg: AddBackend, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: AddBackend, ctx: &mut Context<Self>) -> Self::Result {
         check_weight(msg.weight)?;
-        if !self.add_backend(msg.address, msg.weight) {
+        if !self.add_backend(msg.address, msg.weight, ctx) {
             return Err(PoolControlError::AlreadyPresent(msg.address));
         }
         info!("backend added addr={} weight={}", msg.address, msg.weight);
@@ -90,7 +81,7 @@ impl Handler<AddBackend> for BackendPool {
 
 impl Handler<RemoveBackend> for BackendPool {
     type Result = Result<(), PoolControlError>;
-    fn handle(&mut self, msg: RemoveBackend, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: RemoveBackend, ctx: &mut Context<Self>) -> Self::Result {
         let members = self.members();
         if !members.iter().any(|(a, _)| *a == msg.address) {
             return Err(PoolControlError::NotFound(msg.address));
@@ -98,28 +89,17 @@ impl Handler<RemoveBackend> for BackendPool {
         if members.len() == 1 {
             return Err(PoolControlError::LastBackend(msg.address));
         }
-        self.remove_backend(msg.address);
+        self.remove_backend(msg.address, ctx);
         info!("backend removed addr={}", msg.address);
-        Ok(())
-    }
-}
-
-impl Handler<DrainBackend> for BackendPool {
-    type Result = Result<(), PoolControlError>;
-    fn handle(&mut self, msg: DrainBackend, _: &mut Context<Self>) -> Self::Result {
-        if !self.set_drained(msg.address, msg.drain) {
-            return Err(PoolControlError::NotFound(msg.address));
-        }
-        info!("backend drain addr={} drain={}", msg.address, msg.drain);
         Ok(())
     }
 }
 
 impl Handler<SetWeight> for BackendPool {
     type Result = Result<(), PoolControlError>;
-    fn handle(&mut self, msg: SetWeight, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SetWeight, ctx: &mut Context<Self>) -> Self::Result {
         check_weight(msg.weight)?;
-        if !self.set_weight(msg.address, msg.weight) {
+        if !self.set_weight(msg.address, msg.weight, ctx) {
             return Err(PoolControlError::NotFound(msg.address));
         }
         info!("backend weight set addr={} weight={}", msg.address, msg.weight);

@@ -16,6 +16,7 @@
 //! needed, stream the body back, then return the upstream connection to the
 //! pool and wait for the next request (keep-alive and pipelining).
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -27,7 +28,9 @@ use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
 use log::{Level, debug, info, log_enabled};
 
-use crate::balance::BackendId;
+use crate::actors::balancer::PickError;
+use crate::balance::load::RetryToken;
+use crate::balance::{BackendId, FailureKind, PickRequest};
 use crate::http1::{
     BodyKind, ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version, write_downstream_response,
     write_error_response, write_informational, write_upstream_request,
@@ -45,8 +48,10 @@ const IDLE_READ: usize = 512;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// How long to wait for a backend's `100 Continue` before sending the body anyway.
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
-/// Backends tried for one request when connects fail.
+/// Backends tried for one request (failed connects and retries).
 const MAX_CONNECT_ATTEMPTS: usize = 4;
+/// Answered with 503 when circuit breakers refuse a request.
+const RETRY_AFTER: &[u8] = b"Retry-After: 1\r\n";
 
 /// One client connection.
 pub struct TlsSession {
@@ -145,6 +150,42 @@ enum ExchangeError {
     /// The response head was sent and then the upstream failed: the client
     /// connection must be closed to signal the truncation.
     Truncated(io::Error),
+    /// The backend answered a status that is retried on another backend;
+    /// nothing was sent to the client and a retry token is held.
+    RetryStatus { status: u16, token: RetryToken },
+    /// The whole exchange took longer than `upstream.total_timeout`.
+    TotalTimeout,
+}
+
+/// One attempt of a request on one backend, as `exchange` needs it.
+struct Attempt<'a> {
+    id: BackendId,
+    pick: &'a PickRequest,
+    /// A status in `upstream.retry.on_status` may be retried elsewhere.
+    retry_status: bool,
+    /// Set once the response head is handed to the client.
+    head_sent: &'a Cell<bool>,
+    /// When the request was sent (latency is measured to the response head).
+    sent: Instant,
+}
+
+/// Methods whose requests may be repeated without changing the outcome (RFC 9110 9.2.2).
+fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE")
+}
+
+/// A deadline-bounded timeout: `limit`, or less when `deadline` is nearer.
+fn within(deadline: Option<Instant>, limit: Duration) -> Duration {
+    deadline.map_or(limit, |d| limit.min(d.saturating_duration_since(Instant::now())))
+}
+
+/// Inserts a header line (with its CRLF) at the end of the head that
+/// starts `out` (before its blank line; a body may follow it).
+fn insert_header(out: &mut Vec<u8>, line: &[u8]) {
+    if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        out.splice(at..at, line.iter().copied());
+    }
 }
 
 /// Backends already tried for one request.
@@ -166,12 +207,6 @@ impl Tried {
     }
     fn is_full(&self) -> bool {
         self.len == self.ids.len()
-    }
-}
-
-impl Default for BackendId {
-    fn default() -> Self {
-        BackendId(usize::MAX)
     }
 }
 
@@ -355,38 +390,102 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     }
 
     /// Forwards the parsed request and relays the response.
+    ///
+    /// Retries (see `docs/operations.md`): a failed connect is always tried
+    /// on another backend (up to [`MAX_CONNECT_ATTEMPTS`] backends). A
+    /// request without a body whose method is idempotent (or any method when
+    /// `upstream.retry.non_idempotent`) is also retried on another backend
+    /// when the upstream failed or timed out before any response byte, or
+    /// answered a status in `upstream.retry.on_status`; at most
+    /// `upstream.retry.max_retries` times, and only while the retry budget
+    /// allows. A stale pooled connection is retried once fresh, on the same
+    /// backend, and is not counted.
     async fn forward(&mut self) -> Outcome {
+        let worker = self.worker.clone();
+        let up = &worker.settings.upstream;
+        let started = Instant::now();
+        let deadline = (!up.total_timeout.is_zero()).then(|| started + up.total_timeout);
+        let pick_req = worker.balancer.request(&self.req, self.peer.ip(), started);
+        let retryable =
+            self.req.body() == BodyKind::Empty && (is_idempotent(self.req.method()) || up.retry.non_idempotent);
         let mut tried = Tried::default();
+        let mut retries = 0u32;
+        let mut _retry: Option<RetryToken> = None;
         let mut fresh_retry_used = false;
         loop {
-            let Some((id, addr)) = self.worker.balancer.pick(tried.as_slice()) else {
-                let status = if tried.len == 0 { 503 } else { 502 };
-                debug!("no backend conn={} status={status} tried={}", self.conn, tried.len);
-                return self.fail(status).await;
+            let pick = match worker.balancer.pick(&pick_req, tried.as_slice()) {
+                Ok(pick) => pick,
+                Err(PickError::Overloaded) => {
+                    debug!("every eligible backend at its limit conn={} status=503", self.conn);
+                    return self.overloaded().await;
+                }
+                Err(PickError::NoneEligible) => {
+                    let status = if tried.len == 0 { 503 } else { 502 };
+                    debug!("no backend conn={} status={status} tried={}", self.conn, tried.len);
+                    return self.fail(status).await;
+                }
             };
+            let (id, addr) = (pick.id, pick.addr);
             tried.push(id);
-            let pooled = if fresh_retry_used { None } else { self.worker.pool.borrow_mut().take(addr, Instant::now()) };
+            let pooled = if fresh_retry_used { None } else { worker.pool.borrow_mut().take(addr, Instant::now()) };
             let reused = pooled.is_some();
             let mut upstream = match pooled {
                 Some(stream) => stream,
-                None => match runtime::connect(addr, self.worker.settings.upstream.connect_timeout).await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        debug!("upstream connect failed conn={} upstream={addr} error={e}", self.conn);
-                        self.worker.pool.borrow_mut().forget(addr);
-                        self.worker.balancer.report_failure(addr, connect_reason(&e));
-                        if tried.is_full() {
-                            return self.fail(502).await;
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    debug!("exchange exceeded total timeout before connecting conn={}", self.conn);
+                    return self.fail(504).await;
+                }
+                None => {
+                    let connecting = worker.balancer.connecting(id);
+                    let result = runtime::connect(addr, within(deadline, up.connect_timeout)).await;
+                    drop(connecting);
+                    match result {
+                        Ok(stream) => {
+                            worker.balancer.connected(id);
+                            stream
                         }
-                        self.worker.metrics.retry();
-                        continue;
+                        Err(e) => {
+                            debug!("upstream connect failed conn={} upstream={addr} error={e}", self.conn);
+                            worker.pool.borrow_mut().forget(addr);
+                            worker.balancer.failed(id, addr, FailureKind::Connect, connect_reason(&e));
+                            if tried.is_full() || deadline.is_some_and(|d| Instant::now() >= d) {
+                                return self.fail(502).await;
+                            }
+                            worker.metrics.retry();
+                            continue;
+                        }
                     }
-                },
+                }
             };
-            match self.exchange(&mut upstream, addr).await {
+            let may_retry = retryable
+                && retries < up.retry.max_retries
+                && !tried.is_full()
+                && worker.balancer.has_other(tried.as_slice());
+            let head_sent = Cell::new(false);
+            let attempt =
+                Attempt { id, pick: &pick_req, retry_status: may_retry, head_sent: &head_sent, sent: Instant::now() };
+            let result = match deadline {
+                None => self.exchange(&mut upstream, addr, &attempt).await,
+                Some(d) => runtime::timeout(
+                    d.saturating_duration_since(Instant::now()),
+                    self.exchange(&mut upstream, addr, &attempt),
+                )
+                .await
+                .unwrap_or(Err(ExchangeError::TotalTimeout)),
+            };
+            let retry = |why: &str| {
+                let token = if may_retry { worker.balancer.try_retry() } else { None };
+                if token.is_some() {
+                    debug!("retrying on another backend conn={} upstream={addr} after={why}", self.conn);
+                } else if may_retry {
+                    debug!("retry budget exhausted conn={} upstream={addr}", self.conn);
+                }
+                token
+            };
+            match result {
                 Ok((outcome, reusable)) => {
                     if reusable {
-                        self.worker.pool.borrow_mut().put(addr, upstream, Instant::now());
+                        worker.pool.borrow_mut().put(addr, upstream, Instant::now());
                     }
                     return outcome;
                 }
@@ -400,13 +499,36 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 }
                 Err(ExchangeError::BeforeResponse { error, .. }) => {
                     debug!("upstream failed before responding conn={} upstream={addr} error={error}", self.conn);
-                    if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused) {
-                        self.worker.balancer.report_failure(addr, "reset");
+                    worker.balancer.failed(id, addr, FailureKind::Reset, "reset before response");
+                    if let Some(token) = retry("reset") {
+                        (_retry, retries) = (Some(token), retries + 1);
+                        worker.metrics.retry();
+                        continue;
                     }
                     return self.fail_from(502, addr).await;
                 }
                 Err(ExchangeError::Timeout) => {
                     debug!("upstream response timed out conn={} upstream={addr}", self.conn);
+                    worker.balancer.failed(id, addr, FailureKind::Timeout, "response head timed out");
+                    if let Some(token) = retry("timeout") {
+                        (_retry, retries) = (Some(token), retries + 1);
+                        worker.metrics.retry();
+                        continue;
+                    }
+                    return self.fail_from(504, addr).await;
+                }
+                Err(ExchangeError::RetryStatus { status, token }) => {
+                    debug!("retrying on another backend conn={} upstream={addr} after=status_{status}", self.conn);
+                    (_retry, retries) = (Some(token), retries + 1);
+                    worker.metrics.retry();
+                    continue;
+                }
+                Err(ExchangeError::TotalTimeout) if head_sent.get() => {
+                    debug!("exchange exceeded total timeout mid-response conn={} upstream={addr}", self.conn);
+                    return Outcome { status: self.resp.status(), bytes: 0, upstream: Some(addr), keep_alive: false };
+                }
+                Err(ExchangeError::TotalTimeout) => {
+                    debug!("exchange exceeded total timeout conn={} upstream={addr}", self.conn);
                     return self.fail_from(504, addr).await;
                 }
                 Err(ExchangeError::BadResponse(reason)) => {
@@ -431,6 +553,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
     }
 
+    /// Answers 503 with `Retry-After` when every eligible backend is at its
+    /// circuit-breaker limit (counted per backend by the balancer).
+    async fn overloaded(&mut self) -> Outcome {
+        let keep_alive = self.req.keep_alive() && self.req.body() == BodyKind::Empty;
+        self.out.clear();
+        write_error_response(503, !keep_alive, &mut self.out);
+        insert_header(&mut self.out, RETRY_AFTER);
+        let _ = flush_out(&mut self.client, &mut self.out).await;
+        let _ = self.client.flush().await;
+        Outcome::local(503, keep_alive)
+    }
+
     /// Answers with an error status. The connection is kept only when the
     /// whole request was consumed (no body left unread).
     async fn fail(&mut self, status: u16) -> Outcome {
@@ -448,9 +582,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     /// One request/response exchange over one upstream connection.
     /// Returns the outcome and whether the upstream connection is clean
     /// enough to be pooled.
-    async fn exchange(&mut self, up: &mut TcpStream, addr: SocketAddr) -> Result<(Outcome, bool), ExchangeError> {
-        let settings = &self.worker.settings;
+    async fn exchange(
+        &mut self,
+        up: &mut TcpStream,
+        addr: SocketAddr,
+        attempt: &Attempt<'_>,
+    ) -> Result<(Outcome, bool), ExchangeError> {
+        let worker = self.worker.clone();
+        let settings = &worker.settings;
         let response_timeout = settings.upstream.response_timeout;
+        let idle_timeout = settings.upstream.idle_timeout;
         let body_timeout = settings.http.body_timeout;
         let body = self.req.body();
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
@@ -535,6 +676,17 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             }
         }
 
+        // The final head arrived: feed the backend's latency and health, and
+        // hand a retryable status back to `forward` while nothing was sent.
+        let status = self.resp.status();
+        worker.balancer.responded(attempt.id, addr, status, attempt.sent.elapsed(), Instant::now());
+        if attempt.retry_status
+            && settings.upstream.retry.on_status.contains(&status)
+            && let Some(token) = worker.balancer.try_retry()
+        {
+            return Err(ExchangeError::RetryStatus { status, token });
+        }
+
         // 5. The response, re-framed for this client.
         let is_head = self.req.is_head();
         let client_keep_alive = self.req.keep_alive() && body_sent && !final_early;
@@ -542,7 +694,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.out.clear();
         let framing =
             write_downstream_response(&self.resp, is_head, self.req.version(), client_keep_alive, via, &mut self.out);
-        let status = self.resp.status();
+        if let Some(cookie) = worker.balancer.sticky_cookie(attempt.pick, attempt.id) {
+            insert_header(&mut self.out, format!("Set-Cookie: {cookie}\r\n").as_bytes());
+        }
+        attempt.head_sent.set(true);
         let relayed = relay_body(
             input,
             framing.body,
@@ -551,7 +706,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             &mut self.client,
             &mut self.out,
             &mut self.decoder,
-            response_timeout,
+            idle_timeout,
         )
         .await;
         let bytes = match relayed {
