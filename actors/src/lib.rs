@@ -15,6 +15,7 @@
 //! | [`http1`] | sans-I/O HTTP/1.1 codec on `httparse`: parsing, framing, forwarding headers |
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
+//! | [`limits`] | per-client admission policy: CIDR lists, connections and request rate per IP (pure) |
 //! | [`io`] | body relaying between streams with framing conversion |
 //! | [`upstream`] | per-worker idle upstream connection pool |
 //! | [`settings`] | typed settings and their validation |
@@ -44,6 +45,7 @@ pub mod actors;
 pub mod balance;
 pub mod http1;
 pub mod io;
+pub mod limits;
 pub mod runtime;
 pub mod settings;
 pub mod tls;
@@ -126,6 +128,7 @@ impl Proxy {
         let timers = runtime::TimerRuntime::new().map_err(StartError::Worker)?;
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
         let cursor = balance::SharedCursor::default();
+        let clients = Arc::new(limits::ClientLimits::from_settings(&settings.listener));
         let mut workers = Vec::new();
         for index in 0..settings.worker_count() {
             let clone = socket.try_clone().map_err(|source| StartError::Bind { addr, source })?;
@@ -138,6 +141,7 @@ impl Proxy {
                 snapshot: snapshot.clone(),
                 shutdown: shutdown_rx.clone(),
                 cursor: cursor.clone(),
+                clients: clients.clone(),
                 drain: DEFAULT_DRAIN,
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -20,6 +20,7 @@ use crate::actors::balancer::{Balancer, BalancerHandle};
 use crate::actors::listener::Listener;
 use crate::balance::{self, PoolSnapshot};
 use crate::http1::Limits;
+use crate::limits::ClientLimits;
 use crate::runtime;
 use crate::settings::Settings;
 use crate::upstream::ConnPool;
@@ -43,6 +44,8 @@ pub struct Worker {
     pub pool: RefCell<ConnPool>,
     /// Open client sessions.
     pub sessions: Cell<usize>,
+    /// Per-client-IP admission state, shared by all workers of the proxy.
+    pub clients: Arc<ClientLimits>,
     next_conn: Cell<u64>,
     /// Closed (never sent on) when the proxy shuts down: sessions waiting
     /// for the next request on an idle connection see it and close.
@@ -76,6 +79,8 @@ pub struct WorkerSpec {
     pub shutdown: async_channel::Receiver<()>,
     /// Round-robin position shared by the workers.
     pub cursor: balance::SharedCursor,
+    /// Per-client-IP admission state shared by the workers.
+    pub clients: Arc<ClientLimits>,
     /// How long in-flight sessions may take to finish after shutdown.
     pub drain: Duration,
 }
@@ -96,6 +101,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         balancer: balancer.clone(),
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
         sessions: Cell::new(0),
+        clients: spec.clients,
         next_conn: Cell::new(1),
         shutdown: spec.shutdown.clone(),
         settings,

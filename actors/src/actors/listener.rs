@@ -5,6 +5,8 @@
 //! - **Receives**: [`StopAccepting`] at shutdown.
 //! - **Sends**: nothing; it starts one [`TlsSession`] per accepted
 //!   connection, and caps their number (`listener.max_connections`).
+//!   Addresses outside `listener.allow` / inside `listener.deny` are closed
+//!   at once, before any TLS work.
 //! - **Restart policy**: lives as long as its worker. Every worker accepts
 //!   from the same sockets, so the kernel spreads connections over workers.
 
@@ -72,6 +74,11 @@ async fn accept_loop(socket: TcpListener, worker: Rc<Worker>) {
                 continue;
             }
         };
+        if !worker.clients.access.permits(peer.ip()) {
+            debug!("connection refused peer={peer} reason=access_list");
+            drop(stream);
+            continue;
+        }
         if worker.sessions.get() >= max {
             debug!("connection refused peer={peer} reason=max_connections limit={max}");
             drop(stream);
