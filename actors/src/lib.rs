@@ -20,6 +20,7 @@
 //! | [`tls`] | rustls server configuration and PEM loading |
 //! | [`balance`] | balancing strategies over immutable pool snapshots (pure) |
 //! | [`health`] | health policy: probes, ejection, panic mode, slow start (pure) |
+//! | [`limits`] | per-client admission policy: CIDR lists, connections and request rate per IP (pure) |
 //! | [`io`] | body relaying between streams with framing conversion |
 //! | [`upstream`] | per-worker idle upstream connection pool |
 //! | [`settings`] | typed settings and their validation |
@@ -51,6 +52,7 @@ pub mod balance;
 pub mod health;
 pub mod http1;
 pub mod io;
+pub mod limits;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;
@@ -187,6 +189,7 @@ impl Proxy {
         let timers = runtime::TimerRuntime::new().map_err(StartError::Worker)?;
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
         let cursor = balance::SharedCursor::default();
+        let clients = Arc::new(limits::ClientLimits::from_settings(&settings.listener));
         let mut workers = Vec::new();
         let mut worker_addrs = Vec::new();
         for index in 0..settings.worker_count() {
@@ -204,6 +207,7 @@ impl Proxy {
                 policy,
                 on_fatal: hooks.on_fatal.clone(),
                 metrics: metrics.clone(),
+                clients: clients.clone(),
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let thread =

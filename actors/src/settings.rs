@@ -29,6 +29,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Default limit on the number of header fields (431 above it).
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default limit on the request-target length in bytes (414 above it).
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+/// Default limit on a request body in bytes; 0 means no limit.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 0;
+/// Default cap on concurrent connections from one client IP (all workers
+/// together); 0 means no cap.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 0;
+/// Default sustained request rate per client IP, per second; 0 means no limit.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 0.0;
+/// Default burst of requests a client IP may send above its rate.
+pub const DEFAULT_REQUEST_BURST: u32 = 50;
 /// Default upstream connect deadline.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default deadline for the upstream's response head (504 when it is late).
@@ -125,6 +136,18 @@ pub struct ListenerSettings {
     /// reloaded (zero: never; SIGHUP and `ReplaceCertificates` still work).
     #[serde(deserialize_with = "duration")]
     pub cert_watch_interval: Duration,
+    /// Cap on concurrent connections from one client IP across all workers
+    /// (0: none); connections over it are closed at once.
+    pub max_connections_per_ip: u32,
+    /// Requests per second one client IP may sustain (token bucket; 0: no
+    /// limit). Requests over it get 429 with `Retry-After`.
+    pub requests_per_second: f64,
+    /// Requests one client IP may send at once above its rate (bucket size).
+    pub request_burst: u32,
+    /// CIDR blocks allowed to connect; empty allows every address not denied.
+    pub allow: Vec<String>,
+    /// CIDR blocks refused (checked before `allow`).
+    pub deny: Vec<String>,
 }
 
 impl Default for ListenerSettings {
@@ -137,6 +160,11 @@ impl Default for ListenerSettings {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             cert_watch_interval: Duration::ZERO,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
+            request_burst: DEFAULT_REQUEST_BURST,
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -149,6 +177,12 @@ pub struct HttpSettings {
     pub max_head_bytes: usize,
     /// Most header fields in a request; more get 431.
     pub max_headers: usize,
+    /// Longest accepted request-target in bytes; longer ones get 414.
+    pub max_uri_bytes: usize,
+    /// Largest accepted request body in bytes (0: no limit). A larger
+    /// Content-Length gets 413 at once; a chunked body that grows past it is
+    /// cut off with 413 and the connection closed.
+    pub max_body_bytes: u64,
     /// Deadline for a request head once its first byte arrived (408 after it).
     #[serde(deserialize_with = "duration")]
     pub header_timeout: Duration,
@@ -167,6 +201,8 @@ impl Default for HttpSettings {
         Self {
             max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -603,6 +639,23 @@ impl Settings {
         if self.listener.max_connections == 0 {
             return Err(SettingsError::new("listener.max_connections", "must be at least 1"));
         }
+        if self.http.max_uri_bytes < 16 {
+            return Err(SettingsError::new("http.max_uri_bytes", "must be at least 16"));
+        }
+        let l = &self.listener;
+        if !l.requests_per_second.is_finite() || l.requests_per_second < 0.0 {
+            return Err(SettingsError::new("listener.requests_per_second", "must be a number >= 0"));
+        }
+        if l.requests_per_second > 0.0 && l.request_burst == 0 {
+            return Err(SettingsError::new("listener.request_burst", "must be at least 1 when a rate is set"));
+        }
+        for (key, list) in [("listener.allow", &l.allow), ("listener.deny", &l.deny)] {
+            for (i, net) in list.iter().enumerate() {
+                if let Err(e) = net.parse::<crate::limits::IpNet>() {
+                    return Err(SettingsError::new(&format!("{key}[{i}]"), e.to_string()));
+                }
+            }
+        }
         if self.http.max_head_bytes < 1024 {
             return Err(SettingsError::new("http.max_head_bytes", "must be at least 1024"));
         }
@@ -885,6 +938,15 @@ mod tests {
             ("listener.max_connections", |s| s.listener.max_connections = 0),
             ("http.max_head_bytes", |s| s.http.max_head_bytes = 10),
             ("http.max_headers", |s| s.http.max_headers = 0),
+            ("http.max_uri_bytes", |s| s.http.max_uri_bytes = 3),
+            ("listener.requests_per_second", |s| s.listener.requests_per_second = -1.0),
+            ("listener.requests_per_second", |s| s.listener.requests_per_second = f64::NAN),
+            ("listener.request_burst", |s| {
+                s.listener.requests_per_second = 5.0;
+                s.listener.request_burst = 0;
+            }),
+            ("listener.allow[1]", |s| s.listener.allow = vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()]),
+            ("listener.deny[0]", |s| s.listener.deny = vec!["example.com".into()]),
             ("upstream.connect_timeout", |s| s.upstream.connect_timeout = Duration::ZERO),
             ("supervision.window", |s| s.supervision.window = Duration::ZERO),
             ("supervision.backoff_max", |s| s.supervision.backoff_max = Duration::ZERO),

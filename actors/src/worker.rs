@@ -22,6 +22,7 @@ use crate::actors::supervisor::{self, Fatal, SupervisorSpec};
 use crate::balance::{self, PoolSnapshot};
 use crate::http1::Limits;
 use crate::io::BufPool;
+use crate::limits::ClientLimits;
 use crate::metrics::{LocalMetrics, Metrics};
 use crate::runtime;
 use crate::settings::Settings;
@@ -52,6 +53,8 @@ pub struct Worker {
     pub bufs: BufPool,
     /// Open client sessions.
     pub sessions: Cell<usize>,
+    /// Per-client-IP admission state, shared by all workers of the proxy.
+    pub clients: Arc<ClientLimits>,
     next_conn: Cell<u64>,
     /// Closed (never sent on) when the proxy shuts down: sessions waiting
     /// for the next request on an idle connection see it and close.
@@ -85,6 +88,8 @@ pub struct WorkerSpec {
     pub shutdown: async_channel::Receiver<()>,
     /// Round-robin position shared by the workers.
     pub cursor: balance::SharedCursor,
+    /// Per-client-IP admission state shared by the workers.
+    pub clients: Arc<ClientLimits>,
     /// How long in-flight sessions may take to finish after shutdown.
     pub drain: Duration,
     /// Restart policy and escalation of this worker's Listener and Balancer.
@@ -124,6 +129,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
         bufs: BufPool::new(settings.http.max_head_bytes.max(crate::io::READ_BUF)),
         sessions: Cell::new(0),
+        clients: spec.clients,
         next_conn: Cell::new(1),
         shutdown: spec.shutdown.clone(),
         settings,

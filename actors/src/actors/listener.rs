@@ -6,6 +6,8 @@
 //!   certificates are replaced.
 //! - **Sends**: nothing; it starts one [`TlsSession`] per accepted
 //!   connection, and caps their number (`listener.max_connections`).
+//!   Addresses outside `listener.allow` / inside `listener.deny` are closed
+//!   at once, before any TLS work.
 //! - **Restart policy**: supervised (`supervision.*`). A restart keeps the
 //!   sockets and re-spawns the accept loops in `started()`, unless the
 //!   worker already stopped accepting. Every worker accepts from the same
@@ -107,6 +109,11 @@ async fn accept_loop(socket: Rc<TcpListener>, worker: Rc<Worker>) {
                 continue;
             }
         };
+        if !worker.clients.access.permits(peer.ip()) {
+            debug!("connection refused peer={peer} reason=access_list");
+            drop(stream);
+            continue;
+        }
         if worker.sessions.get() >= max {
             debug!("connection refused peer={peer} reason=max_connections limit={max}");
             drop(stream);

@@ -33,7 +33,7 @@ use crate::balance::load::RetryToken;
 use crate::balance::{BackendId, FailureKind, PickRequest};
 use crate::http1::{
     BodyKind, ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version, write_downstream_response,
-    write_error_response, write_informational, write_upstream_request,
+    write_error_response, write_informational, write_retry_response, write_upstream_request,
 };
 use crate::io::{Buf, RelayError, flush_out, relay_body};
 use crate::runtime::{self, TcpStream};
@@ -88,6 +88,11 @@ impl Actor for TlsSession {
 
 async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let conn = worker.next_conn_id();
+    // Held for the connection's life: releases the client IP's slot on drop.
+    let Some(_permit) = worker.clients.admit(peer.ip()) else {
+        debug!("connection refused conn={conn} peer={peer} reason=max_connections_per_ip");
+        return;
+    };
     // The handshake's state is large and short-lived: box it so that an
     // idle connection's future only holds the session.
     let Some(tls) = Box::pin(handshake(tcp, conn, peer, &worker)).await else {
@@ -314,17 +319,22 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                         #[cfg(any(test, feature = "fault-injection"))]
                         crate::actors::supervisor::session_fault(self.req.path());
                         self.rbuf.consume(n);
-                        return Ok(true);
+                        return self.admit_request().await;
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        debug!(
-                            "request rejected conn={} peer={} status={} error={e}",
-                            self.conn,
-                            self.peer,
-                            e.status()
-                        );
-                        return Err(e.status());
+                        let status = match e.status() {
+                            431 if request_line_too_long(
+                                self.rbuf.filled(),
+                                self.worker.settings.http.max_uri_bytes,
+                            ) =>
+                            {
+                                414
+                            }
+                            s => s,
+                        };
+                        debug!("request rejected conn={} peer={} status={} error={e}", self.conn, self.peer, status);
+                        return Err(status);
                     }
                 }
             }
@@ -378,6 +388,30 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         if self.out.capacity() > 0 {
             bufs.give_out(std::mem::take(&mut self.out));
         }
+    }
+
+    /// Applies the per-request limits to the head just parsed: 414 for a
+    /// long target, 413 for a Content-Length over the body limit, 429 (with
+    /// `Retry-After`, then close) when the client IP is over its rate.
+    async fn admit_request(&mut self) -> Result<bool, u16> {
+        let http = &self.worker.settings.http;
+        let status = if self.req.target().len() > http.max_uri_bytes {
+            414
+        } else if http.max_body_bytes > 0 && self.req.content_length().is_some_and(|n| n > http.max_body_bytes) {
+            413
+        } else if let Err(wait) = self.worker.clients.check_rate(self.peer.ip(), Instant::now()) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            debug!("request rejected conn={} peer={} status=429 retry_after={secs}", self.conn, self.peer);
+            self.out.clear();
+            write_retry_response(429, secs, &mut self.out);
+            let _ = flush_out(&mut self.client, &mut self.out).await;
+            let _ = self.client.flush().await;
+            return Ok(false);
+        } else {
+            return Ok(true);
+        };
+        debug!("request rejected conn={} peer={} status={status}", self.conn, self.peer);
+        Err(status)
     }
 
     /// Writes a response the proxy generates itself. `keep_alive` false
@@ -640,8 +674,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             }
         }
 
-        // 3. The request body.
+        // 3. The request body (chunked ones cut off past the body limit).
         if !body_sent && !final_early {
+            self.decoder.set_max_body(Some(self.worker.settings.http.max_body_bytes).filter(|&n| n > 0));
             let relayed = relay_body(
                 body,
                 body,
@@ -691,6 +726,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let is_head = self.req.is_head();
         let client_keep_alive = self.req.keep_alive() && body_sent && !final_early;
         let input = self.resp.body(is_head);
+        self.decoder.set_max_body(None);
         self.out.clear();
         let framing =
             write_downstream_response(&self.resp, is_head, self.req.version(), client_keep_alive, via, &mut self.out);
@@ -781,6 +817,20 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
         Ok(())
     }
+}
+
+/// Whether the request line at the start of `buf` (after leading empty
+/// lines) is unterminated and already longer than `max_uri` allows: a head
+/// too large because of its target gets 414, not 431.
+fn request_line_too_long(buf: &[u8], max_uri: usize) -> bool {
+    let mut start = 0;
+    while buf.get(start..start + 2) == Some(b"\r\n") {
+        start += 2;
+    }
+    let rest = buf.get(start..).unwrap_or_default();
+    let line = rest.windows(2).position(|w| w == b"\r\n").unwrap_or(rest.len());
+    // "METHOD SP target SP HTTP/1.1": allow for a method and version.
+    line > max_uri.saturating_add(32)
 }
 
 fn connect_reason(e: &io::Error) -> &'static str {

@@ -76,6 +76,10 @@ pub struct ChunkedDecoder {
     trailer_bytes: usize,
     trailers: Vec<u8>,
     line_start: usize,
+    /// Sum of the chunk sizes announced so far.
+    total: u64,
+    /// Largest accepted sum of chunk sizes (kept across [`ChunkedDecoder::reset`]).
+    max_body: u64,
 }
 
 impl ChunkedDecoder {
@@ -91,7 +95,17 @@ impl ChunkedDecoder {
             trailer_bytes: 0,
             trailers: Vec::new(),
             line_start: 0,
+            total: 0,
+            max_body: u64::MAX,
         }
+    }
+
+    /// Limits the decoded body to `max` bytes (`None`: no limit). A chunk
+    /// whose size line would take the body past it fails with
+    /// [`Http1Error::BodyTooLarge`] before any of its data is returned.
+    /// The limit stays in force across [`ChunkedDecoder::reset`].
+    pub fn set_max_body(&mut self, max: Option<u64>) {
+        self.max_body = max.unwrap_or(u64::MAX);
     }
 
     /// Resets the decoder for a new body, keeping buffer capacity.
@@ -104,6 +118,7 @@ impl ChunkedDecoder {
         self.trailer_bytes = 0;
         self.trailers.clear();
         self.line_start = 0;
+        self.total = 0;
     }
 
     /// Whether the whole body has been decoded.
@@ -187,6 +202,10 @@ impl ChunkedDecoder {
                     self.line_len = 0;
                     self.line_start = self.trailers.len();
                 } else {
+                    self.total = self.total.saturating_add(self.size);
+                    if self.total > self.max_body {
+                        return Err(Http1Error::BodyTooLarge);
+                    }
                     self.remaining = self.size;
                     self.state = State::Data;
                 }
@@ -384,6 +403,31 @@ mod tests {
                 assert_eq!(got, Ok((data.to_vec(), input.len(), true)), "{name}: split {split}");
                 assert_eq!(dec.trailers(), *trailers, "{name}: split {split}: trailers");
                 assert!(dec.is_done(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn body_limit_table() {
+        /// (name, limit, body, ok: Some(payload) or None for BodyTooLarge).
+        const CASES: &[(&str, Option<u64>, &[u8], Option<&[u8]>)] = &[
+            ("no limit", None, b"5\r\nhello\r\n0\r\n\r\n", Some(b"hello")),
+            ("exactly at limit", Some(5), b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", Some(b"hello")),
+            ("one over in second chunk", Some(4), b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", None),
+            ("huge announced chunk", Some(1 << 20), b"ffffffffffffffff\r\n", None),
+            ("zero limit, empty body", Some(0), b"0\r\n\r\n", Some(b"")),
+            ("zero limit, one byte", Some(0), b"1\r\na\r\n0\r\n\r\n", None),
+        ];
+        let mut dec = ChunkedDecoder::new(64);
+        for (name, limit, body, want) in CASES {
+            dec.set_max_body(*limit);
+            for &split in SPLITS {
+                dec.reset();
+                let got = run(&mut dec, body, split);
+                match want {
+                    Some(data) => assert_eq!(got, Ok((data.to_vec(), body.len(), true)), "{name}: split {split}"),
+                    None => assert_eq!(got, Err(Http1Error::BodyTooLarge), "{name}: split {split}"),
+                }
             }
         }
     }

@@ -53,6 +53,10 @@ pub enum Http1Error {
     /// The chunked trailer section exceeds its limit (400).
     #[error("trailer section too large")]
     TrailersTooLarge,
+    /// A chunked body grew past the body limit set with
+    /// [`crate::http1::ChunkedDecoder::set_max_body`] (413).
+    #[error("body too large")]
+    BodyTooLarge,
 }
 
 impl Http1Error {
@@ -62,6 +66,7 @@ impl Http1Error {
             Http1Error::HeadTooLarge | Http1Error::TooManyHeaders => 431,
             Http1Error::UnsupportedVersion => 505,
             Http1Error::NotImplemented { .. } => 501,
+            Http1Error::BodyTooLarge => 413,
             Http1Error::Malformed { .. }
             | Http1Error::BadFraming { .. }
             | Http1Error::MissingHost
@@ -91,6 +96,7 @@ mod tests {
             ("not implemented", Http1Error::NotImplemented { reason: "x" }, 501),
             ("bad chunk", Http1Error::BadChunk { reason: "x" }, 400),
             ("trailers", Http1Error::TrailersTooLarge, 400),
+            ("body too large", Http1Error::BodyTooLarge, 413),
         ];
         for (name, err, status) in CASES {
             assert_eq!(err.status(), *status, "{name}");

@@ -25,6 +25,7 @@ pub use forward::{Forwarding, write_upstream_request};
 pub use request::RequestHead;
 pub use response::{
     DownstreamFraming, ResponseHead, write_downstream_response, write_error_response, write_informational,
+    write_retry_response,
 };
 
 /// Size limits for parsing heads.

@@ -144,6 +144,12 @@ impl RequestHead {
         let is_options = method == b"OPTIONS";
         self.classify_target(is_options)?;
 
+        // A backend that folds `_` into `-` (CGI, some frameworks) would read
+        // `Content_Length` as framing the proxy never saw: reject such names.
+        if self.headers.iter().any(|h| is_disguised_framing_name(slice(&self.raw, &h.name))) {
+            return Err(Http1Error::Malformed { reason: "underscore variant of a framing header" });
+        }
+
         // Host: exactly one for HTTP/1.1, at most one for HTTP/1.0.
         let mut host_header: Option<Range<usize>> = None;
         for h in &self.headers {
@@ -327,6 +333,20 @@ impl RequestHead {
     pub(crate) fn raw_parts(&self) -> (&[u8], &[HeaderRange]) {
         (&self.raw, &self.headers)
     }
+}
+
+/// Whether `name` contains `_` and reads as `Content-Length`
+/// or `Transfer-Encoding` once each `_` is taken as `-`.
+fn is_disguised_framing_name(name: &[u8]) -> bool {
+    const FRAMING: &[&[u8]] = &[b"content-length", b"transfer-encoding"];
+    name.contains(&b'_')
+        && FRAMING.iter().any(|f| {
+            f.len() == name.len()
+                && f.iter().zip(name).all(|(&want, &got)| {
+                    let got = if got == b'_' { b'-' } else { got.to_ascii_lowercase() };
+                    got == want
+                })
+        })
 }
 
 fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
@@ -566,6 +586,99 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
             Reject(NOT_IMPL),
         ),
+        // --- smuggling techniques (PortSwigger, "HTTP Desync Attacks"; RFC 9112 6.1, 6.3, 11.2) ---
+        ("TE trailing OWS", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \t\r\n\r\n", Accept),
+        ("TE leading HTAB", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n", Accept),
+        (
+            "TE vertical tab before value",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\x0bchunked\r\n\r\n",
+            Reject(MALFORMED),
+        ),
+        (
+            "TE form feed after value",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x0c\r\n\r\n",
+            Reject(MALFORMED),
+        ),
+        ("TE quoted", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", Reject(FRAMING)),
+        ("TE with parameter", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", Reject(FRAMING)),
+        ("TE xchunked suffix", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", Reject(FRAMING)),
+        ("TE comma only", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", Reject(FRAMING)),
+        (
+            "TE chunked then identity header",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            Reject(FRAMING),
+        ),
+        (
+            "TE identity then chunked",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+            Reject(NOT_IMPL),
+        ),
+        (
+            "TE gzip then chunked",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Reject(NOT_IMPL),
+        ),
+        (
+            "CL then TE (CL.TE)",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Reject(FRAMING),
+        ),
+        (
+            "TE then CL 0 (TE.CL)",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+            Reject(FRAMING),
+        ),
+        (
+            "TE space before colon",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+            Reject(MALFORMED),
+        ),
+        ("TE underscore", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n", Reject(MALFORMED)),
+        ("CL underscore", b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n", Reject(MALFORMED)),
+        ("CL underscore mixed case", b"GET / HTTP/1.1\r\nHost: a\r\ncONTENT_lENGTH: 0\r\n\r\n", Reject(MALFORMED)),
+        ("other underscore header", b"GET / HTTP/1.1\r\nHost: a\r\nX_Api_Key: 1\r\n\r\n", Accept),
+        ("CL trailing OWS", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 \r\n\r\n", Accept),
+        ("CL with NUL", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\x00\r\n\r\n", Reject(MALFORMED)),
+        ("CL exponent", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3\r\n\r\n", Reject(FRAMING)),
+        ("CL quoted", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \"5\"\r\n\r\n", Reject(FRAMING)),
+        ("CL underscore digits", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1_0\r\n\r\n", Reject(FRAMING)),
+        ("CL unicode digit", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \xd9\xa5\r\n\r\n", Reject(FRAMING)),
+        (
+            "CL header in two case variants",
+            b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\nCONTENT-LENGTH: 6\r\n\r\n",
+            Reject(FRAMING),
+        ),
+        ("request line tabs", b"GET\t/\tHTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("request line leading space", b" GET / HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("request line CR only", b"GET / HTTP/1.1\rHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("header name slash", b"GET / HTTP/1.1\r\nHost: a\r\nX/Y: 1\r\n\r\n", Reject(MALFORMED)),
+        ("header name paren", b"GET / HTTP/1.1\r\nHost: a\r\nX(: 1\r\n\r\n", Reject(MALFORMED)),
+        ("header name quote", b"GET / HTTP/1.1\r\nHost: a\r\nX\": 1\r\n\r\n", Reject(MALFORMED)),
+        ("header name at", b"GET / HTTP/1.1\r\nHost: a\r\nX@Y: 1\r\n\r\n", Reject(MALFORMED)),
+        ("method with slash", b"GE/T / HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("method non-ascii", b"G\xc3\x89T / HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("target DEL", b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("target high byte", b"GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("target with CR inside", b"GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        (
+            "absolute-form port differs",
+            b"GET http://a:8080/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            Reject(Http1Error::HostMismatch),
+        ),
+        (
+            "absolute-form host differs",
+            b"GET http://evil/ HTTP/1.1\r\nHost: good\r\n\r\n",
+            Reject(Http1Error::HostMismatch),
+        ),
+        ("absolute-form userinfo", b"GET http://good@evil/ HTTP/1.1\r\nHost: evil\r\n\r\n", Reject(MALFORMED)),
+        ("absolute-form backslash authority", b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("absolute-form query only", b"GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", Accept),
+        ("host unbracketed ipv6", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", Reject(MALFORMED)),
+        ("host two values", b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", Reject(MALFORMED)),
+        ("host trailing NUL", b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n", Reject(MALFORMED)),
+        ("host port too long", b"GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n", Reject(MALFORMED)),
+        ("whitespace line between headers", b"GET / HTTP/1.1\r\nHost: a\r\n \r\nX: 1\r\n\r\n", Reject(MALFORMED)),
+        ("header without value after LF", b"GET / HTTP/1.1\r\nHost: a\r\nX\r\n\r\n", Reject(MALFORMED)),
     ];
 
     /// (name, input, limits, expected parse result).

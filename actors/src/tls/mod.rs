@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -80,7 +81,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let chain = load_certs(cert)?;
     let private = load_key(key)?;
     let pair_err = |reason: String| TlsError::Pair { cert: cert.to_owned(), key: key.to_owned(), reason };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| pair_err(e.to_string()))?
@@ -91,9 +92,36 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// The aws-lc-rs provider with the post-quantum hybrid X25519MLKEM768 as
+/// the preferred key exchange (rustls lists it second unless built with
+/// `prefer-post-quantum`); clients without it fall back to X25519 and the
+/// NIST curves.
+pub fn provider() -> CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let pq = rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768;
+    provider.kx_groups.retain(|g| g.name() != pq.name());
+    provider.kx_groups.insert(0, pq);
+    provider
+}
+
 fn describe(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InconsistentKeys(_) => "the private key does not match the certificate".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::NamedGroup;
+
+    use super::*;
+
+    #[test]
+    fn post_quantum_hybrid_is_preferred() {
+        let names: Vec<NamedGroup> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(names.first(), Some(&NamedGroup::X25519MLKEM768));
+        assert_eq!(names.iter().filter(|&&n| n == NamedGroup::X25519MLKEM768).count(), 1);
+        assert!(names.contains(&NamedGroup::X25519), "classical fallback kept: {names:?}");
     }
 }
