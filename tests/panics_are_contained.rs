@@ -166,3 +166,34 @@ fn exhausted_budget_escalates_as_fatal() {
 fn membership(status: Vec<terminus_actors::BackendStatus>) -> Vec<(std::net::SocketAddr, u32, bool)> {
     status.into_iter().map(|b| (b.addr, b.weight, b.up)).collect()
 }
+
+#[test]
+fn health_checker_panic_is_restarted_and_checks_resume() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let with_checks = |s: &mut terminus_actors::Settings| {
+        fast_restarts(s);
+        s.upstream.health.enabled = true;
+        s.upstream.health.interval = Duration::from_millis(100);
+        s.upstream.health.jitter = Duration::ZERO;
+        s.upstream.health.timeout = Duration::from_millis(500);
+        s.upstream.health.fall = 2;
+    };
+    let e = Embedded::start(&[a.addr(), b.addr()], vec![Box::new(with_checks)]);
+    let p = e.proxy(0).clone();
+    let traffic = Traffic::start(&e, 0);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(block(p.pool.send(terminus_actors::InjectCheckerPanic)).unwrap(), "a checker is running");
+    let restarted =
+        wait_until(Duration::from_secs(5), || e.status(0).totals.restarts.get("health_checker") == Some(&1));
+    let (ok, failed) = traffic.finish();
+    assert!(restarted, "health checker restarted: {:?}", e.status(0).totals.restarts);
+    assert_eq!(failed, 0, "requests failed while the checker restarted ({ok} ok)");
+    // The restarted checker still probes: a stopped backend is marked down.
+    a.stop();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            block(p.pool.send(PoolStatus)).unwrap().iter().any(|s| s.addr == a.addr() && !s.up)
+        }),
+        "the restarted checker no longer marks a dead backend down"
+    );
+}

@@ -71,6 +71,8 @@ use actix::prelude::*;
 use log::info;
 
 pub use crate::actors::admin::Admin;
+#[cfg(any(test, feature = "fault-injection"))]
+pub use crate::actors::backend_pool::InjectCheckerPanic;
 pub use crate::actors::backend_pool::{
     BackendPool, BackendStatus, DrainBackend, PoolError, PoolStatus, SnapshotPublished, Subscribe, TransitionRecord,
     Why, WhyBackend,
@@ -183,7 +185,9 @@ impl Proxy {
             metrics: metrics.clone(),
         };
         let control = Arbiter::new();
-        let pool_state = BackendPool::new(&settings.upstream);
+        let mut pool_state = BackendPool::new(&settings.upstream);
+        let checker_spec = spec("health_checker");
+        pool_state.supervise_checkers(Box::new(move || checker_spec.clone()));
         let snapshot = pool_state.snapshot();
         let pool = actors::supervisor::start_in_arbiter(&control.handle(), spec("backend_pool"), move |_| pool_state);
         let timers = runtime::TimerRuntime::new().map_err(StartError::Worker)?;

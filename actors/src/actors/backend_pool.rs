@@ -23,6 +23,7 @@ use actix::prelude::*;
 use log::{debug, error, info, warn};
 
 use crate::actors::health_checker::{HealthChecker, Retire};
+use crate::actors::supervisor::{self, SupervisorSpec};
 use crate::balance::{
     self, BackendId, BackendView, FailureKind, Load, PickRequest, PoolSnapshot, SharedCursor, StickyCodec, Strategy,
     key,
@@ -179,6 +180,9 @@ pub struct BackendPool {
     settings: UpstreamSettings,
     explainer: Box<dyn Strategy>,
     checkers: Vec<Addr<HealthChecker>>,
+    /// Restart policy of the health checkers (set by `Proxy::start`); without
+    /// it they run under actix's plain Supervisor.
+    checker_supervision: Option<CheckerSupervision>,
     restore_timer: Option<SpawnHandle>,
     ramp_timer: Option<SpawnHandle>,
 }
@@ -226,6 +230,7 @@ impl BackendPool {
             explainer: balance::strategy(settings, &SharedCursor::default(), 0),
             settings: settings.clone(),
             checkers: Vec::new(),
+            checker_supervision: None,
             restore_timer: None,
             ramp_timer: None,
             addrs,
@@ -334,8 +339,12 @@ impl BackendPool {
         }
         let recipient = ctx.address().recipient::<ProbeCompleted>();
         for (i, &addr) in self.addrs.iter().enumerate() {
-            let spec = HealthChecker::new(BackendId(i), addr, &self.settings.health, recipient.clone());
-            self.checkers.push(Supervisor::start(move |_| spec));
+            let checker = HealthChecker::new(BackendId(i), addr, &self.settings.health, recipient.clone());
+            let started = match &self.checker_supervision {
+                Some(make_spec) => supervisor::start_local(make_spec(), checker),
+                None => Supervisor::start(move |_| checker),
+            };
+            self.checkers.push(started);
         }
         info!(
             "health checks started backends={} interval_ms={} path={}",
@@ -504,8 +513,17 @@ impl Handler<WhyBackend> for BackendPool {
     }
 }
 
+/// Builds the supervision spec of each health checker.
+pub(crate) type CheckerSupervision = Box<dyn Fn() -> SupervisorSpec + Send>;
+
 // Live membership changes, used by `pool_control.rs` (and so by reloads).
 impl BackendPool {
+    /// Runs the health checkers under the proxy's restart policy (panics
+    /// contained, restarts budgeted, exhaustion escalated as `Fatal`).
+    pub(crate) fn supervise_checkers(&mut self, make_spec: CheckerSupervision) {
+        self.checker_supervision = Some(make_spec);
+    }
+
     /// The backends' addresses and weights.
     pub(crate) fn members(&self) -> Vec<(SocketAddr, u32)> {
         self.addrs.iter().copied().zip(self.weights.iter().copied()).collect()
@@ -562,6 +580,7 @@ impl BackendPool {
             fresh.current = Arc::new(fresh.build_snapshot(Instant::now()));
         }
         fresh.subscribers = std::mem::take(&mut self.subscribers);
+        fresh.checker_supervision = self.checker_supervision.take();
         fresh.version = self.version;
         if let Some(t) = self.restore_timer.take() {
             ctx.cancel_future(t);
@@ -576,5 +595,22 @@ impl BackendPool {
         self.publish(ctx);
         self.arm_restore(ctx);
         self.start_checkers(ctx);
+    }
+}
+
+/// Test-only: makes the first health checker panic inside its handler.
+#[cfg(any(test, feature = "fault-injection"))]
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "bool")]
+pub struct InjectCheckerPanic;
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<InjectCheckerPanic> for BackendPool {
+    type Result = bool;
+
+    fn handle(&mut self, _: InjectCheckerPanic, _: &mut Context<Self>) -> bool {
+        let Some(checker) = self.checkers.first() else { return false };
+        checker.do_send(supervisor::InjectPanic);
+        true
     }
 }

@@ -194,7 +194,8 @@ inject_panic_for!(
     crate::actors::balancer::Balancer,
     crate::actors::backend_pool::BackendPool,
     crate::actors::control::Control,
-    crate::actors::admin::Admin
+    crate::actors::admin::Admin,
+    crate::actors::health_checker::HealthChecker
 );
 
 #[cfg(test)]
