@@ -134,3 +134,35 @@ fn replaced_certificates_serve_new_handshakes_and_keep_old_sessions() {
     assert!(block(e.proxy(0).control.send(bad)).unwrap().is_err());
     assert_eq!(common::https_get(e.proxy(0).addr, &next_tls, "/").text(), "a", "a bad replacement changes nothing");
 }
+
+#[test]
+fn apply_settings_moves_the_listener_and_keeps_established_connections() {
+    let a = Backend::start("a");
+    let e = Embedded::start(&[a.addr()], vec![Box::new(|_| {})]);
+    let control = e.proxy(0).control.clone();
+    let old_addr = e.proxy(0).addr;
+    let mut established = e.client(0);
+
+    // An address that is taken rejects the whole reload.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut busy = common::settings(&e.certs, &[a.addr()]);
+    busy.listener.address = taken.local_addr().unwrap();
+    let err = block(control.send(ApplySettings(busy))).unwrap().unwrap_err();
+    assert!(matches!(err, ApplyError::Bind { .. }), "{err}");
+    assert_eq!(common::https_get(old_addr, &e.tls, "/").text(), "a", "the old listener keeps serving");
+
+    let free = common::dead_addr();
+    let mut moved = common::settings(&e.certs, &[a.addr()]);
+    moved.listener.address = free;
+    let report = block(control.send(ApplySettings(moved))).unwrap().unwrap();
+    assert_eq!(report.moved_listener, Some(free));
+    assert!(report.restart_required.is_empty(), "{:?}", report.restart_required);
+    assert!(wait_until(Duration::from_secs(3), || TlsClient::connect(free, e.tls.clone()).is_ok()));
+    assert_eq!(common::https_get(free, &e.tls, "/").text(), "a");
+    assert!(
+        wait_until(Duration::from_secs(3), || std::net::TcpStream::connect(old_addr).is_err()),
+        "the old socket is closed"
+    );
+    established.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(established.read_response(false).unwrap().text(), "a", "established connections carry on");
+}

@@ -21,9 +21,10 @@ use actix::prelude::*;
 use log::{info, warn};
 
 use crate::actors::backend_pool::{BackendPool, BackendStatus, PoolStatus, SnapshotPublished};
-use crate::actors::listener::{Listener, SetTls};
+use crate::actors::listener::{Listener, SetSockets, SetTls};
 use crate::actors::pool_control::{AddBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight};
 use crate::metrics::{Event, Metrics, Totals};
+use crate::runtime;
 use crate::settings::{Settings, SettingsError};
 use crate::tls::{self, TlsError};
 
@@ -43,6 +44,14 @@ pub enum ApplyError {
     /// An actor did not answer.
     #[error("internal: {0}")]
     Internal(#[from] MailboxError),
+    /// The new listen address cannot be bound.
+    #[error("`listener.address`: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
 }
 
 /// What [`ApplySettings`] changed.
@@ -54,6 +63,10 @@ pub struct ApplyReport {
     pub removed: Vec<SocketAddr>,
     /// Backends whose weight changed.
     pub reweighted: Vec<SocketAddr>,
+    /// The listener's new address, when `listener.address` changed: new
+    /// connections are accepted there, the old socket is closed, and
+    /// connections accepted on it carry on.
+    pub moved_listener: Option<SocketAddr>,
     /// Sections that changed but take effect only after a restart.
     pub restart_required: Vec<&'static str>,
 }
@@ -190,6 +203,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
     (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
+    (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
     (ou.backends, nu.backends) = Default::default();
     let checks = [
@@ -219,8 +233,21 @@ impl Handler<ApplySettings> for Control {
             .validate()
             .map_err(ApplyError::from)
             .and_then(|()| Ok(tls::server_config(&new.listener.cert, &new.listener.key)?));
-        let tls = match prepared {
-            Ok(tls) => tls,
+        // A moved listener is bound before anything changes: a busy address
+        // rejects the whole reload.
+        let moved = new.listener.address != self.settings.listener.address;
+        let prepared = prepared.and_then(|tls| {
+            let socket = if moved {
+                let addr = new.listener.address;
+                let bound = runtime::bind(addr).and_then(|s| Ok((s.local_addr()?, s)));
+                Some(bound.map_err(|source| ApplyError::Bind { addr, source })?)
+            } else {
+                None
+            };
+            Ok((tls, socket))
+        });
+        let (tls, socket) = match prepared {
+            Ok(ready) => ready,
             Err(e) => {
                 warn!("reload rejected reason={e}");
                 return Box::pin(fut::ready(Err(e)));
@@ -253,8 +280,19 @@ impl Handler<ApplySettings> for Control {
             Ok::<_, ApplyError>(report)
         };
         Box::pin(work.into_actor(self).map(move |result, act, _| {
-            let report = result.inspect_err(|e| warn!("reload partly applied reason={e}"))?;
+            let mut report = result.inspect_err(|e| warn!("reload partly applied reason={e}"))?;
             act.swap_tls(tls);
+            if let Some((bound, socket)) = socket {
+                for listener in &act.listeners {
+                    match socket.try_clone() {
+                        Ok(clone) => listener.do_send(SetSockets(vec![clone])),
+                        Err(e) => warn!("listener not moved worker socket clone failed error={e}"),
+                    }
+                }
+                info!("listener moved from={} to={bound}", act.listen);
+                act.listen = bound;
+                report.moved_listener = Some(bound);
+            }
             info!(
                 "reload applied added={:?} removed={:?} reweighted={:?} restart_required={:?}",
                 report.added, report.removed, report.reweighted, report.restart_required

@@ -41,6 +41,13 @@ pub struct StopAccepting;
 #[rtype(result = "()")]
 pub struct SetTls(pub Arc<ServerConfig>);
 
+/// Accept on these sockets from now on (a reload moved the listener). The
+/// old sockets close once every worker has let go of them; connections
+/// accepted on them carry on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSockets(pub Vec<StdTcpListener>);
+
 /// Accepts connections and starts their sessions.
 pub struct Listener {
     sockets: Vec<Rc<TcpListener>>,
@@ -87,6 +94,31 @@ impl Handler<StopAccepting> for Listener {
         for handle in self.loops.drain(..) {
             ctx.cancel_future(handle);
         }
+    }
+}
+
+impl Handler<SetSockets> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: SetSockets, ctx: &mut Context<Self>) {
+        let sockets: io::Result<Vec<_>> = msg.0.into_iter().map(|s| runtime::listener(s).map(Rc::new)).collect();
+        let sockets = match sockets {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("listener sockets not replaced worker={} error={e}", self.worker.index);
+                return;
+            }
+        };
+        for handle in self.loops.drain(..) {
+            ctx.cancel_future(handle);
+        }
+        self.sockets = sockets;
+        if self.accepting {
+            for socket in &self.sockets {
+                let handle = ctx.spawn(accept_loop(socket.clone(), self.worker.clone()).into_actor(self));
+                self.loops.push(handle);
+            }
+        }
+        debug!("listener sockets replaced worker={}", self.worker.index);
     }
 }
 
