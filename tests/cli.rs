@@ -91,12 +91,28 @@ fn check_validates_without_starting() {
 
 #[test]
 fn demo_mode_serves_and_sigterm_exits_cleanly() {
-    let mut child = terminus()
-        .env("TERMINUS__LISTENER__ADDRESS", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start terminus");
+    // The demo certificate is self-signed and unknown to us: the probe
+    // trusts any certificate.
+    let cfg = common::insecure_client_config();
+    let (status, _) = with_demo(&[], |addr| {
+        let first = https_get(addr, &cfg, "/").text();
+        let second = https_get(addr, &cfg, "/").text();
+        assert!(first.starts_with("hello from demo-"), "{first}");
+        assert_ne!(first[..17].to_owned(), second[..17].to_owned(), "the two demo backends take turns");
+    });
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// Starts the demo with extra environment, reads the bound address from the
+/// banner, runs `f` against it, sends SIGTERM and returns the exit status and
+/// stderr (the run fails if the process does not exit within 10 s).
+fn with_demo(env: &[(&str, &str)], f: impl FnOnce(std::net::SocketAddr)) -> (std::process::ExitStatus, String) {
+    let mut cmd = terminus();
+    cmd.env("TERMINUS__LISTENER__ADDRESS", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start terminus");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
@@ -106,23 +122,34 @@ fn demo_mode_serves_and_sigterm_exits_cleanly() {
             break url.parse::<std::net::SocketAddr>().expect("address in banner");
         }
     };
-    // The demo certificate is self-signed and unknown to us: trust nothing
-    // but check that the backends answer through a verifying-free probe.
-    let cfg = common::insecure_client_config();
-    let first = https_get(addr, &cfg, "/").text();
-    let second = https_get(addr, &cfg, "/").text();
-    assert!(first.starts_with("hello from demo-"), "{first}");
-    assert_ne!(first[..17].to_owned(), second[..17].to_owned(), "the two demo backends take turns");
-
+    f(addr);
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
+    while child.try_wait().expect("wait").is_none() {
         assert!(std::time::Instant::now() < deadline, "terminus did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn access_log_formats_are_selectable() {
+    let cfg = common::insecure_client_config();
+    let cases: &[(&str, fn(&str) -> bool)] = &[
+        ("logfmt", |l| l.contains("\"GET /logged?x=1\" status=200") && l.contains("upstream=127.0.0.1:")),
+        ("combined", |l| l.contains("127.0.0.1 - - [") && l.contains("\"GET /logged?x=1 HTTP/1.1\" 200 ")),
+        ("json", |l| l.contains("{\"") && l.contains("\"status\":200") && l.contains("/logged?x=1")),
+    ];
+    for (format, check) in cases {
+        let (_, stderr) =
+            with_demo(&[("RUST_LOG", "off,terminus::access=info"), ("TERMINUS__LOG__ACCESS_FORMAT", format)], |addr| {
+                let r = https_get(addr, &cfg, "/logged?x=1");
+                assert_eq!(r.status, 200);
+            });
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("/logged")).collect();
+        assert_eq!(lines.len(), 1, "{format}: one access line per request:\n{stderr}");
+        assert!(check(lines[0]), "{format}: unexpected line: {}", lines[0]);
     }
 }
