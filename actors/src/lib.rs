@@ -163,7 +163,7 @@ impl Proxy {
     /// [`Proxy::start`] with hooks (e.g. a [`Fatal`] recipient).
     pub fn start_with(settings: Settings, hooks: Hooks) -> Result<ProxyHandle, StartError> {
         settings.validate()?;
-        let tls = tls::server_config(&settings.listener.cert, &settings.listener.key)?;
+        let tls = tls::listener_config(&settings.listener)?;
         let addr = settings.listener.address;
         let socket = runtime::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;

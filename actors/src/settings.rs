@@ -148,6 +148,22 @@ pub struct ListenerSettings {
     pub allow: Vec<String>,
     /// CIDR blocks refused (checked before `allow`).
     pub deny: Vec<String>,
+    /// Further certificates chosen by the client's server name (SNI); `cert`
+    /// and `key` stay the default for names none of them covers.
+    pub certificates: Vec<CertificateSettings>,
+}
+
+/// One SNI certificate of the listener (`listener.certificates`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificateSettings {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key.
+    pub key: PathBuf,
+    /// Server names it serves (`*.example.com` matches one label); empty
+    /// means the DNS names of the certificate.
+    pub names: Vec<String>,
 }
 
 impl Default for ListenerSettings {
@@ -165,6 +181,7 @@ impl Default for ListenerSettings {
             request_burst: DEFAULT_REQUEST_BURST,
             allow: Vec::new(),
             deny: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 }
@@ -630,11 +647,20 @@ impl Settings {
                 ));
             }
         }
-        if self.listener.cert.as_os_str().is_empty() {
+        let (no_cert, no_key) = (self.listener.cert.as_os_str().is_empty(), self.listener.key.as_os_str().is_empty());
+        if no_cert && (self.listener.certificates.is_empty() || !no_key) {
             return Err(SettingsError::new("listener.cert", "a certificate file is required"));
         }
-        if self.listener.key.as_os_str().is_empty() {
+        if no_key && !no_cert {
             return Err(SettingsError::new("listener.key", "a private key file is required"));
+        }
+        for (i, c) in self.listener.certificates.iter().enumerate() {
+            if c.cert.as_os_str().is_empty() {
+                return Err(SettingsError::new(&format!("listener.certificates[{i}].cert"), "a file is required"));
+            }
+            if c.key.as_os_str().is_empty() {
+                return Err(SettingsError::new(&format!("listener.certificates[{i}].key"), "a file is required"));
+            }
         }
         if self.listener.max_connections == 0 {
             return Err(SettingsError::new("listener.max_connections", "must be at least 1"));
@@ -924,10 +950,28 @@ mod tests {
     }
 
     #[test]
+    fn sni_certificates_alone_need_no_default_pair() {
+        let mut s = valid();
+        (s.listener.cert, s.listener.key) = Default::default();
+        s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), names: vec![] }];
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
     fn validation_names_the_key() {
         type Edit = fn(&mut Settings);
         let cases: &[(&str, Edit)] = &[
             ("upstream.backends", |s| s.upstream.backends.clear()),
+            ("listener.certificates[0].key", |s| {
+                s.listener.certificates = vec![CertificateSettings { cert: "a.pem".into(), ..Default::default() }]
+            }),
+            ("listener.certificates[0].cert", |s| {
+                s.listener.certificates = vec![CertificateSettings { key: "a.pem".into(), ..Default::default() }]
+            }),
+            ("listener.key", |s| {
+                s.listener.key = "".into();
+                s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), names: vec![] }]
+            }),
             ("upstream.backends[0].weight", |s| s.upstream.backends[0].weight = 0),
             ("upstream.backends[1]", |s| {
                 let b = s.upstream.backends[0].clone();

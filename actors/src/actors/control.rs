@@ -136,11 +136,13 @@ pub struct Control {
 }
 
 /// What identifies a version of the certificate and key files.
-type FileStamp = [(SystemTime, u64); 2];
+type FileStamp = Vec<(SystemTime, u64)>;
 
 fn stamp(settings: &Settings) -> Option<FileStamp> {
     let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-    Some([one(&settings.listener.cert)?, one(&settings.listener.key)?])
+    let l = &settings.listener;
+    let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key]);
+    [&l.cert, &l.key].into_iter().filter(|p| !p.as_os_str().is_empty()).chain(sni).map(|p| one(p)).collect()
 }
 
 impl Control {
@@ -166,7 +168,7 @@ impl Control {
             return;
         }
         let listener = &self.settings.listener;
-        match tls::server_config(&listener.cert, &listener.key) {
+        match tls::listener_config(listener) {
             Ok(config) => {
                 self.swap_tls(config);
                 self.cert_stamp = now;
@@ -202,6 +204,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let mut out = Vec::new();
     let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
     (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
+    (ol.certificates, nl.certificates) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
@@ -229,10 +232,7 @@ impl Handler<ApplySettings> for Control {
 
     fn handle(&mut self, msg: ApplySettings, _: &mut Context<Self>) -> Self::Result {
         let new = msg.0;
-        let prepared = new
-            .validate()
-            .map_err(ApplyError::from)
-            .and_then(|()| Ok(tls::server_config(&new.listener.cert, &new.listener.key)?));
+        let prepared = new.validate().map_err(ApplyError::from).and_then(|()| Ok(tls::listener_config(&new.listener)?));
         // A moved listener is bound before anything changes: a busy address
         // rejects the whole reload.
         let moved = new.listener.address != self.settings.listener.address;
@@ -308,10 +308,10 @@ impl Handler<ReplaceCertificates> for Control {
     type Result = Result<(), TlsError>;
 
     fn handle(&mut self, msg: ReplaceCertificates, _: &mut Context<Self>) -> Self::Result {
-        let config = tls::server_config(&msg.cert, &msg.key)?;
-        self.swap_tls(config);
         let mut s = (*self.settings).clone();
         (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
+        let config = tls::listener_config(&s.listener)?;
+        self.swap_tls(config);
         self.settings = Arc::new(s);
         self.cert_stamp = stamp(&self.settings);
         info!("certificates replaced");

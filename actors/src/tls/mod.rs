@@ -1,6 +1,6 @@
 //! TLS protocol setup: PEM loading and the rustls server configuration.
 //!
-//! No actix here. The configuration is built once per (re)load and shared by
+//! No actix here. [`sni`] chooses the certificate of each handshake. The configuration is built once per (re)load and shared by
 //! every session as an `Arc<ServerConfig>`.
 
 use std::path::{Path, PathBuf};
@@ -8,8 +8,14 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub mod sni;
+
+use crate::settings::ListenerSettings;
+pub use sni::SniResolver;
 
 /// ALPN protocol Terminus speaks to clients.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -90,6 +96,60 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .map_err(|e| pair_err(describe(&e)))?;
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Builds the listener's server configuration: the default certificate
+/// (`cert`/`key`, if set) and the SNI `certificates`, each checked (key
+/// matches, key type usable) and named in any error.
+pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(provider());
+    let mut resolver = SniResolver::default();
+    if !listener.cert.as_os_str().is_empty() {
+        let (key, names) = certified_key(&listener.cert, &listener.key, &provider)?;
+        resolver.add(key.clone(), &names);
+        resolver.add_default(key);
+    }
+    for c in &listener.certificates {
+        let (key, sans) = certified_key(&c.cert, &c.key, &provider)?;
+        let names = if c.names.is_empty() { sans } else { c.names.clone() };
+        if names.is_empty() {
+            return Err(TlsError::Certificate {
+                path: c.cert.clone(),
+                reason: "no DNS name in the certificate and no `names` given".into(),
+            });
+        }
+        resolver.add(key, &names);
+    }
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Certificate { path: listener.cert.clone(), reason: e.to_string() })?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Loads a certificate chain and its key, checks that they match, and
+/// returns them with the DNS names (SANs) of the leaf.
+pub fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<(Arc<CertifiedKey>, Vec<String>), TlsError> {
+    let chain = load_certs(cert)?;
+    let private = load_key(key)?;
+    let pair_err = |reason: String| TlsError::Pair { cert: cert.to_owned(), key: key.to_owned(), reason };
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| TlsError::Key { path: key.to_owned(), reason: format!("no usable key type: {e}") })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| pair_err(describe(&e)))?;
+    let leaf = &certified.cert[0];
+    let parsed = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| TlsError::Certificate { path: cert.to_owned(), reason: format!("unparsable certificate: {e}") })?;
+    let names = parsed.valid_dns_names().map(str::to_owned).collect();
+    Ok((Arc::new(certified), names))
 }
 
 /// The aws-lc-rs provider with the post-quantum hybrid X25519MLKEM768 as
