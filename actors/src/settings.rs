@@ -151,6 +151,25 @@ pub struct ListenerSettings {
     /// Further certificates chosen by the client's server name (SNI); `cert`
     /// and `key` stay the default for names none of them covers.
     pub certificates: Vec<CertificateSettings>,
+    /// Protocol preset: `modern` (TLS 1.3 only) or `intermediate` (TLS 1.2
+    /// with forward-secret AEAD suites, and TLS 1.3).
+    pub tls_policy: TlsPolicy,
+    /// Overrides the preset's versions: `"1.2"`, `"1.3"` (empty: the preset's).
+    pub tls_versions: Vec<String>,
+    /// Overrides the preset's cipher suites by IANA name, e.g.
+    /// `"TLS13_AES_128_GCM_SHA256"` (empty: all the preset allows).
+    pub cipher_suites: Vec<String>,
+}
+
+/// TLS protocol preset (`listener.tls_policy`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsPolicy {
+    /// TLS 1.3 only.
+    Modern,
+    /// TLS 1.2 (ECDHE with AES-GCM or ChaCha20-Poly1305) and TLS 1.3.
+    #[default]
+    Intermediate,
 }
 
 /// One SNI certificate of the listener (`listener.certificates`).
@@ -182,6 +201,9 @@ impl Default for ListenerSettings {
             allow: Vec::new(),
             deny: Vec::new(),
             certificates: Vec::new(),
+            tls_policy: TlsPolicy::default(),
+            tls_versions: Vec::new(),
+            cipher_suites: Vec::new(),
         }
     }
 }
@@ -653,6 +675,9 @@ impl Settings {
         }
         if no_key && !no_cert {
             return Err(SettingsError::new("listener.key", "a private key file is required"));
+        }
+        if let Err(e) = crate::tls::policy::resolve(&self.listener) {
+            return Err(SettingsError::new(&e.key, e.reason));
         }
         for (i, c) in self.listener.certificates.iter().enumerate() {
             if c.cert.as_os_str().is_empty() {

@@ -205,6 +205,8 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
     (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
     (ol.certificates, nl.certificates) = Default::default();
+    (ol.tls_policy, ol.tls_versions, ol.cipher_suites) = Default::default();
+    (nl.tls_policy, nl.tls_versions, nl.cipher_suites) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());

@@ -12,6 +12,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod policy;
 pub mod sni;
 
 use crate::settings::ListenerSettings;
@@ -52,6 +53,9 @@ pub enum TlsError {
         /// What rustls said.
         reason: String,
     },
+    /// The protocol policy settings cannot be applied.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
 }
 
 /// Reads a PEM certificate chain (leaf first).
@@ -102,7 +106,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 /// (`cert`/`key`, if set) and the SNI `certificates`, each checked (key
 /// matches, key type usable) and named in any error.
 pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(provider());
+    let (provider, versions) = policy::resolve(listener).map_err(TlsError::Policy)?;
+    let provider = Arc::new(provider);
     let mut resolver = SniResolver::default();
     if !listener.cert.as_os_str().is_empty() {
         let (key, names) = certified_key(&listener.cert, &listener.key, &provider)?;
@@ -121,8 +126,10 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         resolver.add(key, &names);
     }
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Certificate { path: listener.cert.clone(), reason: e.to_string() })?
+        .with_protocol_versions(&versions)
+        .map_err(|e| {
+            TlsError::Policy(policy::PolicyError { key: "listener.tls_versions".into(), reason: e.to_string() })
+        })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
