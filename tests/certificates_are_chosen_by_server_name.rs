@@ -107,6 +107,19 @@ fn ecdsa_and_rsa_for_one_name_follow_the_client_algorithms() {
     assert!(with(offering(is_ecdsa)) == leaf(&ecdsa.cert_path));
 }
 
+fn pem(label: &str, der: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            let c = if i <= chunk.len() { ABC[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' };
+            b64.push(c);
+        }
+    }
+    format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n")
+}
+
 #[test]
 fn certificate_problems_name_the_file() {
     let good = common::test_certs_for(&["a.example.test"]);
@@ -116,6 +129,33 @@ fn certificate_problems_name_the_file() {
         vec![CertificateSettings { cert: other.cert_path.clone(), key: good.key_path.clone(), names: vec![] }];
     let err = terminus_actors::tls::listener_config(&listener).expect_err("mismatched pair").to_string();
     assert!(err.contains(&other.cert_path.display().to_string()) && err.contains("does not match"), "{err}");
+
+    // A key of no type the provider can sign with.
+    let junk_key = other.dir.join("junk-key.pem");
+    let junk = rustls_pki_types::PrivatePkcs8KeyDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+    std::fs::write(&junk_key, pem("PRIVATE KEY", junk.secret_pkcs8_der())).expect("write");
+    listener.certificates[0] =
+        CertificateSettings { cert: other.cert_path.clone(), key: junk_key.clone(), names: vec![] };
+    let err = terminus_actors::tls::listener_config(&listener).expect_err("junk key").to_string();
+    assert!(err.contains(&junk_key.display().to_string()) && err.contains("no usable key type"), "{err}");
+
+    // Expired and not yet valid leaves.
+    for (before, after, reason) in [
+        ((2001, 1, 1), (2002, 3, 4), "expired on 2002-03-04"),
+        ((2200, 1, 1), (2201, 1, 1), "not valid before 2200-01-01"),
+    ] {
+        let pair = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["a.example.test".to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(before.0, before.1, before.2);
+        params.not_after = rcgen::date_time_ymd(after.0, after.1, after.2);
+        let dated = other.dir.join(format!("dated-{}.pem", before.0));
+        std::fs::write(&dated, params.self_signed(&pair).expect("cert").pem()).expect("write");
+        let key = other.dir.join(format!("dated-{}.key", before.0));
+        std::fs::write(&key, pair.serialize_pem()).expect("write");
+        listener.certificates[0] = CertificateSettings { cert: dated.clone(), key, names: vec![] };
+        let err = terminus_actors::tls::listener_config(&listener).expect_err(reason).to_string();
+        assert!(err.contains(&dated.display().to_string()) && err.contains(reason), "{err}");
+    }
 
     let missing = other.dir.join("missing.pem");
     listener.certificates[0] =

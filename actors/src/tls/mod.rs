@@ -12,6 +12,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod certs;
 pub mod policy;
 pub mod sni;
 
@@ -153,6 +154,12 @@ pub fn certified_key(
     let certified = CertifiedKey::new(chain, signing);
     certified.keys_match().map_err(|e| pair_err(describe(&e)))?;
     let leaf = &certified.cert[0];
+    let dated = |reason: String| TlsError::Certificate { path: cert.to_owned(), reason };
+    match certs::validity_now(leaf) {
+        Some(certs::Validity::Expired(at)) => return Err(dated(format!("expired on {at}"))),
+        Some(certs::Validity::NotYetValid(at)) => return Err(dated(format!("not valid before {at}"))),
+        Some(certs::Validity::Valid) | None => {}
+    }
     let parsed = webpki::EndEntityCert::try_from(leaf)
         .map_err(|e| TlsError::Certificate { path: cert.to_owned(), reason: format!("unparsable certificate: {e}") })?;
     let names = parsed.valid_dns_names().map(str::to_owned).collect();
