@@ -106,6 +106,34 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Logging choices.
     pub log: LogSettings,
+    /// The plain-HTTP listener that redirects to HTTPS.
+    pub redirect: RedirectSettings,
+}
+
+/// The plain-HTTP listener that redirects every request to HTTPS (`[redirect]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectSettings {
+    /// Off by default.
+    pub enabled: bool,
+    /// Plain-HTTP listen address; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// 301 (Moved Permanently) or 308 (Permanent Redirect, keeps the method).
+    pub status: u16,
+}
+
+/// Default plain-HTTP redirect listener address.
+pub const DEFAULT_REDIRECT_ADDRESS: &str = "127.0.0.1:8080";
+
+impl Default for RedirectSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            // Invariant: the constant is a valid socket address literal.
+            address: DEFAULT_REDIRECT_ADDRESS.parse().expect("valid default redirect address"),
+            status: 301,
+        }
+    }
 }
 
 /// Worker threads.
@@ -159,6 +187,9 @@ pub struct ListenerSettings {
     /// Overrides the preset's cipher suites by IANA name, e.g.
     /// `"TLS13_AES_128_GCM_SHA256"` (empty: all the preset allows).
     pub cipher_suites: Vec<String>,
+    /// `Strict-Transport-Security` value added to responses that carry none,
+    /// e.g. `"max-age=31536000; includeSubDomains"` (empty: none).
+    pub hsts: String,
 }
 
 /// TLS protocol preset (`listener.tls_policy`).
@@ -204,6 +235,7 @@ impl Default for ListenerSettings {
             tls_policy: TlsPolicy::default(),
             tls_versions: Vec::new(),
             cipher_suites: Vec::new(),
+            hsts: String::new(),
         }
     }
 }
@@ -676,6 +708,12 @@ impl Settings {
         if no_key && !no_cert {
             return Err(SettingsError::new("listener.key", "a private key file is required"));
         }
+        if self.listener.hsts.bytes().any(|b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic())) {
+            return Err(SettingsError::new("listener.hsts", "must be a header value (visible ASCII, spaces, tabs)"));
+        }
+        if self.redirect.enabled && ![301, 308].contains(&self.redirect.status) {
+            return Err(SettingsError::new("redirect.status", format!("{} is not 301 or 308", self.redirect.status)));
+        }
         if let Err(e) = crate::tls::policy::resolve(&self.listener) {
             return Err(SettingsError::new(&e.key, e.reason));
         }
@@ -987,6 +1025,8 @@ mod tests {
         type Edit = fn(&mut Settings);
         let cases: &[(&str, Edit)] = &[
             ("upstream.backends", |s| s.upstream.backends.clear()),
+            ("listener.hsts", |s| s.listener.hsts = "max-age=1\r\nX-Evil: 1".into()),
+            ("redirect.status", |s| (s.redirect.enabled, s.redirect.status) = (true, 302)),
             ("listener.certificates[0].key", |s| {
                 s.listener.certificates = vec![CertificateSettings { cert: "a.pem".into(), ..Default::default() }]
             }),

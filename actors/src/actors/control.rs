@@ -219,6 +219,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("supervision", old.supervision != new.supervision),
         ("shutdown", old.shutdown != new.shutdown),
         ("admin", old.admin != new.admin),
+        ("redirect", old.redirect != new.redirect),
         ("log", old.log != new.log),
     ];
     for (section, changed) in checks {

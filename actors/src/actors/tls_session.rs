@@ -193,6 +193,15 @@ fn insert_header(out: &mut Vec<u8>, line: &[u8]) {
     }
 }
 
+/// Inserts `name: value` before the blank line ending the head in `out`, without allocating.
+fn insert_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        let line = name.iter().chain(b": ").chain(value).chain(b"\r\n");
+        out.splice(at..at, line.copied());
+    }
+}
+
 /// Backends already tried for one request.
 #[derive(Default)]
 struct Tried {
@@ -730,6 +739,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.out.clear();
         let framing =
             write_downstream_response(&self.resp, is_head, self.req.version(), client_keep_alive, via, &mut self.out);
+        let hsts = &settings.listener.hsts;
+        if !hsts.is_empty() && self.resp.header("strict-transport-security").is_none() {
+            insert_field(&mut self.out, b"Strict-Transport-Security", hsts.as_bytes());
+        }
         if let Some(cookie) = worker.balancer.sticky_cookie(attempt.pick, attempt.id) {
             insert_header(&mut self.out, format!("Set-Cookie: {cookie}\r\n").as_bytes());
         }
