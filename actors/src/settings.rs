@@ -190,6 +190,34 @@ pub struct ListenerSettings {
     /// `Strict-Transport-Security` value added to responses that carry none,
     /// e.g. `"max-age=31536000; includeSubDomains"` (empty: none).
     pub hsts: String,
+    /// Client-certificate authentication (`[listener.client_auth]`).
+    pub client_auth: ClientAuthSettings,
+}
+
+/// Client-certificate authentication of the listener.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthSettings {
+    /// `off`, `optional` (a certificate, if sent, must verify) or `required`.
+    pub mode: ClientAuthMode,
+    /// PEM bundle of the CAs client certificates must chain to.
+    pub ca: PathBuf,
+    /// Request header carrying the verified client's subject to backends
+    /// (empty: none). A client's own copy is always removed.
+    pub identity_header: String,
+}
+
+/// Whether clients must present a certificate (`listener.client_auth.mode`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    /// No client certificates asked for.
+    #[default]
+    Off,
+    /// Asked for; a client without one is served, one with a bad one refused.
+    Optional,
+    /// Without a valid certificate the handshake fails.
+    Required,
 }
 
 /// TLS protocol preset (`listener.tls_policy`).
@@ -236,6 +264,7 @@ impl Default for ListenerSettings {
             tls_versions: Vec::new(),
             cipher_suites: Vec::new(),
             hsts: String::new(),
+            client_auth: ClientAuthSettings::default(),
         }
     }
 }
@@ -711,6 +740,13 @@ impl Settings {
         if self.listener.hsts.bytes().any(|b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic())) {
             return Err(SettingsError::new("listener.hsts", "must be a header value (visible ASCII, spaces, tabs)"));
         }
+        let auth = &self.listener.client_auth;
+        if auth.mode != ClientAuthMode::Off && auth.ca.as_os_str().is_empty() {
+            return Err(SettingsError::new("listener.client_auth.ca", "a CA bundle is required when mode is not off"));
+        }
+        if !auth.identity_header.is_empty() && !auth.identity_header.bytes().all(crate::http1::is_tchar) {
+            return Err(SettingsError::new("listener.client_auth.identity_header", "must be a header name"));
+        }
         if self.redirect.enabled && ![301, 308].contains(&self.redirect.status) {
             return Err(SettingsError::new("redirect.status", format!("{} is not 301 or 308", self.redirect.status)));
         }
@@ -1025,6 +1061,8 @@ mod tests {
         type Edit = fn(&mut Settings);
         let cases: &[(&str, Edit)] = &[
             ("upstream.backends", |s| s.upstream.backends.clear()),
+            ("listener.client_auth.ca", |s| s.listener.client_auth.mode = ClientAuthMode::Required),
+            ("listener.client_auth.identity_header", |s| s.listener.client_auth.identity_header = "X Y".into()),
             ("listener.hsts", |s| s.listener.hsts = "max-age=1\r\nX-Evil: 1".into()),
             ("redirect.status", |s| (s.redirect.enabled, s.redirect.status) = (true, 302)),
             ("listener.certificates[0].key", |s| {

@@ -102,7 +102,9 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
     // it (a moved-in value keeps its own slot in a future's layout).
-    Box::new(Session::new(conn, peer, tls, worker)).serve().await;
+    let mut session = Box::new(Session::new(conn, peer, tls, worker));
+    session.identity = client_identity(&session.client, &session.worker);
+    session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
 
@@ -122,6 +124,16 @@ async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker)
             None
         }
     }
+}
+
+/// The subject of the client's verified certificate, if one was presented
+/// and the identity header is configured.
+fn client_identity(tls: &TlsStream<TcpStream>, worker: &Worker) -> Option<String> {
+    if worker.settings.listener.client_auth.identity_header.is_empty() {
+        return None;
+    }
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    crate::tls::certs::subject(leaf)
 }
 
 /// The outcome of one request, for the access log and the loop.
@@ -238,6 +250,8 @@ struct Session<C> {
     req: RequestHead,
     resp: ResponseHead,
     decoder: ChunkedDecoder,
+    /// The verified client-certificate subject, when `listener.client_auth.identity_header` is set.
+    identity: Option<String>,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
@@ -252,6 +266,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             req: RequestHead::new(),
             resp: ResponseHead::new(),
             decoder: ChunkedDecoder::new(MAX_TRAILER_BYTES),
+            identity: None,
             worker,
         }
     }
@@ -648,7 +663,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
         self.ubuf.attach(&self.worker.bufs);
         self.out.clear();
-        let fwd = Forwarding { client_ip: self.peer.ip(), proto: "https", default_host: &default_host, via };
+        let fwd = Forwarding {
+            client_ip: self.peer.ip(),
+            proto: "https",
+            default_host: &default_host,
+            via,
+            identity_header: &settings.listener.client_auth.identity_header,
+            identity: self.identity.as_deref(),
+        };
         write_upstream_request(&self.req, &fwd, &mut self.out);
         let mut body_sent = body == BodyKind::Empty;
         if let BodyKind::Length(n) = body

@@ -53,7 +53,75 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 type Instant = (i64, String);
 
+/// The subject of a DER certificate as `CN=…,O=…` (attributes in
+/// certificate order; unknown types as dotted OIDs; bytes outside printable
+/// ASCII, `,` and `\\` escaped as `\\XX`), fit for a header value.
+pub fn subject(der: &[u8]) -> Option<String> {
+    let (_, _, subject) = fields(der)?;
+    let mut out = String::new();
+    let mut rdns = subject;
+    while !rdns.is_empty() {
+        let (0x31, mut set, rest) = tlv(rdns)? else { return None };
+        rdns = rest;
+        while !set.is_empty() {
+            let (0x30, attr, rest) = tlv(set)? else { return None };
+            set = rest;
+            let (0x06, oid, rest) = tlv(attr)? else { return None };
+            let (_, value, _) = tlv(rest)?;
+            if !out.is_empty() {
+                out.push(',');
+            }
+            let short = match oid {
+                [0x55, 0x04, 0x03] => Some("CN"),
+                [0x55, 0x04, 0x06] => Some("C"),
+                [0x55, 0x04, 0x07] => Some("L"),
+                [0x55, 0x04, 0x08] => Some("ST"),
+                [0x55, 0x04, 0x0a] => Some("O"),
+                [0x55, 0x04, 0x0b] => Some("OU"),
+                _ => None,
+            };
+            match short {
+                Some(name) => out.push_str(name),
+                None => push_oid(&mut out, oid),
+            }
+            out.push('=');
+            for &b in value {
+                if (b == b' ' || b.is_ascii_graphic()) && b != b',' && b != b'\\' {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("\\{b:02X}"));
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+fn push_oid(out: &mut String, oid: &[u8]) {
+    let mut arcs = Vec::new();
+    let mut acc: u64 = 0;
+    for &b in oid {
+        acc = (acc << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(acc);
+            acc = 0;
+        }
+    }
+    let Some((&first, rest)) = arcs.split_first() else { return };
+    let (a, b) = if first < 80 { (first / 40, first % 40) } else { (2, first - 80) };
+    out.push_str(&format!("{a}.{b}"));
+    for arc in rest {
+        out.push_str(&format!(".{arc}"));
+    }
+}
+
 fn validity(der: &[u8]) -> Option<(Instant, Instant)> {
+    let (before, after, _) = fields(der)?;
+    Some((before, after))
+}
+
+/// notBefore, notAfter and the subject's contents.
+fn fields(der: &[u8]) -> Option<(Instant, Instant, &[u8])> {
     const SEQUENCE: u8 = 0x30;
     let (SEQUENCE, cert, _) = tlv(der)? else { return None };
     let (SEQUENCE, tbs, _) = tlv(cert)? else { return None };
@@ -67,10 +135,11 @@ fn validity(der: &[u8]) -> Option<(Instant, Instant)> {
     }
     let (_, _, rest) = tlv(rest)?; // signature algorithm
     let (_, _, rest) = tlv(rest)?; // issuer
-    let (SEQUENCE, validity, _) = tlv(rest)? else { return None };
+    let (SEQUENCE, validity, rest) = tlv(rest)? else { return None };
+    let (SEQUENCE, subject, _) = tlv(rest)? else { return None };
     let (t1, before, rest) = tlv(validity)?;
     let (t2, after, _) = tlv(rest)?;
-    Some((time(t1, before)?, time(t2, after)?))
+    Some((time(t1, before)?, time(t2, after)?, subject))
 }
 
 /// UTCTime (0x17, `YYMMDDHHMMSSZ`) or GeneralizedTime (0x18, `YYYYMMDDHHMMSSZ`).
@@ -113,6 +182,22 @@ mod tests {
         params.not_before = rcgen::date_time_ymd(before.0, before.1, before.2);
         params.not_after = rcgen::date_time_ymd(after.0, after.1, after.2);
         params.self_signed(&pair).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn subjects() {
+        let pair = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CountryName, "DE");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Acme, Inc.");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "client\r\none");
+        let der = params.self_signed(&pair).expect("cert").der().to_vec();
+        assert_eq!(subject(&der).as_deref(), Some("C=DE,O=Acme\\2C Inc.,CN=client\\0D\\0Aone"));
+        assert_eq!(subject(b"\x30\x00"), None);
+        let mut oid = String::new();
+        push_oid(&mut oid, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]);
+        assert_eq!(oid, "1.2.840.113549.1.9.1");
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub mod certs;
 pub mod policy;
 pub mod sni;
 
-use crate::settings::ListenerSettings;
+use crate::settings::{ClientAuthMode, ListenerSettings};
+use rustls::server::WebPkiClientVerifier;
 pub use sni::SniResolver;
 
 /// ALPN protocol Terminus speaks to clients.
@@ -126,13 +127,24 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         }
         resolver.add(key, &names);
     }
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| {
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| {
             TlsError::Policy(policy::PolicyError { key: "listener.tls_versions".into(), reason: e.to_string() })
-        })?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        })?;
+    let auth = &listener.client_auth;
+    let builder = if auth.mode == ClientAuthMode::Off {
+        builder.with_no_client_auth()
+    } else {
+        let ca_err = |reason: String| TlsError::Certificate { path: auth.ca.clone(), reason };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in load_certs(&auth.ca)? {
+            roots.add(ca).map_err(|e| ca_err(format!("unusable CA certificate: {e}")))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier = if auth.mode == ClientAuthMode::Optional { verifier.allow_unauthenticated() } else { verifier };
+        builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(Arc::new(config))
 }
