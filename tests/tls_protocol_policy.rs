@@ -60,3 +60,28 @@ fn unknown_versions_and_suites_are_refused_naming_the_key() {
         assert_eq!(err.key, *key, "{err}");
     }
 }
+
+#[test]
+fn session_tickets_are_issued_when_enabled_and_sessions_resume() {
+    let backend = Backend::start("b");
+    for tickets in [false, true] {
+        let proxy = TestProxy::start_with(&[backend.addr()], |s| s.listener.session_tickets = tickets);
+        let config =
+            terminus_actors::tls::listener_config(&common::settings(&proxy.certs, &[]).listener).expect("config");
+        assert!(!config.ticketer.enabled(), "off by default");
+        let mut listener = common::settings(&proxy.certs, &[]).listener;
+        listener.session_tickets = tickets;
+        let config = terminus_actors::tls::listener_config(&listener).expect("config");
+        assert_eq!(config.ticketer.enabled(), tickets);
+        for cfg in [client_config(&proxy.certs.ca_der), client_config_tls12(&proxy.certs.ca_der)] {
+            let round = |cfg| {
+                let mut c = TlsClient::connect(proxy.addr(), cfg).expect("handshake");
+                c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+                assert_eq!(c.read_response(false).expect("response").status, 200);
+                c.resumed()
+            };
+            assert!(!round(cfg.clone()), "first connection is a full handshake");
+            assert!(round(cfg), "second connection resumes (tickets={tickets})");
+        }
+    }
+}

@@ -190,6 +190,10 @@ pub struct ListenerSettings {
     /// `Strict-Transport-Security` value added to responses that carry none,
     /// e.g. `"max-age=31536000; includeSubDomains"` (empty: none).
     pub hsts: String,
+    /// Stateless session tickets (TLS 1.2 and 1.3) under a key rustls
+    /// rotates every 6 hours; off: resumption from the in-memory session
+    /// cache only.
+    pub session_tickets: bool,
     /// Client-certificate authentication (`[listener.client_auth]`).
     pub client_auth: ClientAuthSettings,
 }
@@ -264,6 +268,7 @@ impl Default for ListenerSettings {
             tls_versions: Vec::new(),
             cipher_suites: Vec::new(),
             hsts: String::new(),
+            session_tickets: false,
             client_auth: ClientAuthSettings::default(),
         }
     }

@@ -145,6 +145,11 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    if listener.session_tickets {
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
+            TlsError::Policy(policy::PolicyError { key: "listener.session_tickets".into(), reason: e.to_string() })
+        })?;
+    }
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(Arc::new(config))
 }
