@@ -16,6 +16,7 @@ fn entry(c: &TestCerts, names: &[&str]) -> CertificateSettings {
         cert: c.cert_path.clone(),
         key: c.key_path.clone(),
         names: names.iter().map(|n| n.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -126,7 +127,7 @@ fn certificate_problems_name_the_file() {
     let other = common::test_certs_for(&["b.example.test"]);
     let mut listener = common::settings(&good, &[]).listener;
     listener.certificates =
-        vec![CertificateSettings { cert: other.cert_path.clone(), key: good.key_path.clone(), names: vec![] }];
+        vec![CertificateSettings { cert: other.cert_path.clone(), key: good.key_path.clone(), ..Default::default() }];
     let err = terminus_actors::tls::listener_config(&listener).expect_err("mismatched pair").to_string();
     assert!(err.contains(&other.cert_path.display().to_string()) && err.contains("does not match"), "{err}");
 
@@ -135,7 +136,7 @@ fn certificate_problems_name_the_file() {
     let junk = rustls_pki_types::PrivatePkcs8KeyDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
     std::fs::write(&junk_key, pem("PRIVATE KEY", junk.secret_pkcs8_der())).expect("write");
     listener.certificates[0] =
-        CertificateSettings { cert: other.cert_path.clone(), key: junk_key.clone(), names: vec![] };
+        CertificateSettings { cert: other.cert_path.clone(), key: junk_key.clone(), ..Default::default() };
     let err = terminus_actors::tls::listener_config(&listener).expect_err("junk key").to_string();
     assert!(err.contains(&junk_key.display().to_string()) && err.contains("no usable key type"), "{err}");
 
@@ -152,14 +153,14 @@ fn certificate_problems_name_the_file() {
         std::fs::write(&dated, params.self_signed(&pair).expect("cert").pem()).expect("write");
         let key = other.dir.join(format!("dated-{}.key", before.0));
         std::fs::write(&key, pair.serialize_pem()).expect("write");
-        listener.certificates[0] = CertificateSettings { cert: dated.clone(), key, names: vec![] };
+        listener.certificates[0] = CertificateSettings { cert: dated.clone(), key, ..Default::default() };
         let err = terminus_actors::tls::listener_config(&listener).expect_err(reason).to_string();
         assert!(err.contains(&dated.display().to_string()) && err.contains(reason), "{err}");
     }
 
     let missing = other.dir.join("missing.pem");
     listener.certificates[0] =
-        CertificateSettings { cert: missing.clone(), key: other.key_path.clone(), names: vec![] };
+        CertificateSettings { cert: missing.clone(), key: other.key_path.clone(), ..Default::default() };
     let err = terminus_actors::tls::listener_config(&listener).expect_err("missing file").to_string();
     assert!(err.contains(&missing.display().to_string()), "{err}");
 }

@@ -190,6 +190,9 @@ pub struct ListenerSettings {
     /// `Strict-Transport-Security` value added to responses that carry none,
     /// e.g. `"max-age=31536000; includeSubDomains"` (empty: none).
     pub hsts: String,
+    /// DER OCSP response stapled for the default certificate (empty: none);
+    /// re-read with the certificate files.
+    pub ocsp: PathBuf,
     /// Stateless session tickets (TLS 1.2 and 1.3) under a key rustls
     /// rotates every 6 hours; off: resumption from the in-memory session
     /// cache only.
@@ -246,6 +249,8 @@ pub struct CertificateSettings {
     /// Server names it serves (`*.example.com` matches one label); empty
     /// means the DNS names of the certificate.
     pub names: Vec<String>,
+    /// DER OCSP response stapled to handshakes (empty: none).
+    pub ocsp: PathBuf,
 }
 
 impl Default for ListenerSettings {
@@ -268,6 +273,7 @@ impl Default for ListenerSettings {
             tls_versions: Vec::new(),
             cipher_suites: Vec::new(),
             hsts: String::new(),
+            ocsp: PathBuf::new(),
             session_tickets: false,
             client_auth: ClientAuthSettings::default(),
         }
@@ -1057,7 +1063,7 @@ mod tests {
     fn sni_certificates_alone_need_no_default_pair() {
         let mut s = valid();
         (s.listener.cert, s.listener.key) = Default::default();
-        s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), names: vec![] }];
+        s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), ..Default::default() }];
         assert_eq!(s.validate(), Ok(()));
     }
 
@@ -1078,7 +1084,8 @@ mod tests {
             }),
             ("listener.key", |s| {
                 s.listener.key = "".into();
-                s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), names: vec![] }]
+                s.listener.certificates =
+                    vec![CertificateSettings { cert: "a".into(), key: "b".into(), ..Default::default() }]
             }),
             ("upstream.backends[0].weight", |s| s.upstream.backends[0].weight = 0),
             ("upstream.backends[1]", |s| {

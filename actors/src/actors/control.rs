@@ -141,8 +141,8 @@ type FileStamp = Vec<(SystemTime, u64)>;
 fn stamp(settings: &Settings) -> Option<FileStamp> {
     let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
     let l = &settings.listener;
-    let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key]);
-    [&l.cert, &l.key].into_iter().filter(|p| !p.as_os_str().is_empty()).chain(sni).map(|p| one(p)).collect()
+    let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key, &c.ocsp]);
+    [&l.cert, &l.key, &l.ocsp].into_iter().chain(sni).filter(|p| !p.as_os_str().is_empty()).map(|p| one(p)).collect()
 }
 
 impl Control {

@@ -113,11 +113,13 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
     let mut resolver = SniResolver::default();
     if !listener.cert.as_os_str().is_empty() {
         let (key, names) = certified_key(&listener.cert, &listener.key, &provider)?;
+        let key = with_ocsp(key, &listener.ocsp)?;
         resolver.add(key.clone(), &names);
         resolver.add_default(key);
     }
     for c in &listener.certificates {
         let (key, sans) = certified_key(&c.cert, &c.key, &provider)?;
+        let key = with_ocsp(key, &c.ocsp)?;
         let names = if c.names.is_empty() { sans } else { c.names.clone() };
         if names.is_empty() {
             return Err(TlsError::Certificate {
@@ -152,6 +154,21 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
     }
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Staples the DER OCSP response in `path` (empty: none) to `key`.
+fn with_ocsp(key: Arc<CertifiedKey>, path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    if path.as_os_str().is_empty() {
+        return Ok(key);
+    }
+    let err = |reason: String| TlsError::Certificate { path: path.to_owned(), reason };
+    let der = std::fs::read(path).map_err(|e| err(format!("cannot read OCSP response: {e}")))?;
+    if der.first() != Some(&0x30) {
+        return Err(err("not a DER OCSP response".into()));
+    }
+    let mut key = Arc::unwrap_or_clone(key);
+    key.ocsp = Some(der);
+    Ok(Arc::new(key))
 }
 
 /// Loads a certificate chain and its key, checks that they match, and
