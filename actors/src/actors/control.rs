@@ -207,6 +207,9 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     (ol.certificates, nl.certificates) = Default::default();
     (ol.tls_policy, ol.tls_versions, ol.cipher_suites) = Default::default();
     (nl.tls_policy, nl.tls_versions, nl.cipher_suites) = Default::default();
+    // Applied by the rebuilt TLS configuration; hsts and identity_header need a restart.
+    (ol.ocsp, ol.session_tickets, ol.client_auth.mode, ol.client_auth.ca) = Default::default();
+    (nl.ocsp, nl.session_tickets, nl.client_auth.mode, nl.client_auth.ca) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
@@ -363,5 +366,33 @@ impl Handler<SnapshotPublished> for Control {
         }
         let present: Vec<SocketAddr> = msg.0.backends().iter().map(|b| b.addr).collect();
         self.last_up.retain(|a, _| present.contains(a));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{ClientAuthMode, TlsPolicy};
+
+    #[test]
+    fn tls_settings_apply_on_reload_and_the_rest_needs_a_restart() {
+        type Edit = fn(&mut Settings);
+        let cases: &[(Edit, &[&str])] = &[
+            (|s| s.listener.tls_policy = TlsPolicy::Modern, &[]),
+            (|s| s.listener.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()], &[]),
+            (|s| s.listener.session_tickets = true, &[]),
+            (|s| s.listener.ocsp = "o.der".into(), &[]),
+            (|s| s.listener.certificates = vec![Default::default()], &[]),
+            (|s| s.listener.client_auth.mode = ClientAuthMode::Required, &[]),
+            (|s| s.listener.hsts = "max-age=1".into(), &["listener"]),
+            (|s| s.listener.client_auth.identity_header = "X-Id".into(), &["listener"]),
+            (|s| s.redirect.enabled = true, &["redirect"]),
+        ];
+        let old = Settings::default();
+        for (i, (edit, want)) in cases.iter().enumerate() {
+            let mut new = old.clone();
+            edit(&mut new);
+            assert_eq!(restart_required(&old, &new), *want, "case {i}");
+        }
     }
 }
