@@ -79,4 +79,10 @@ fn hsts_is_added_to_proxied_responses() {
     assert_eq!(r.headers_named("strict-transport-security"), vec![value]);
     let r = proxy.get("/status/404");
     assert_eq!(r.headers_named("strict-transport-security"), vec![value]);
+    // The proxy's own error responses carry it too.
+    let mut c = proxy.client();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n").expect("send");
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.headers_named("strict-transport-security"), vec![value]);
 }

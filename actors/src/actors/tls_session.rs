@@ -205,6 +205,14 @@ fn insert_header(out: &mut Vec<u8>, line: &[u8]) {
     }
 }
 
+/// Adds `Strict-Transport-Security` (`listener.hsts`) to the proxy's own response in `out`.
+fn push_hsts(out: &mut Vec<u8>, worker: &Worker) {
+    let hsts = &worker.settings.listener.hsts;
+    if !hsts.is_empty() {
+        insert_field(out, b"Strict-Transport-Security", hsts.as_bytes());
+    }
+}
+
 /// Inserts `name: value` before the blank line ending the head in `out`, without allocating.
 fn insert_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -428,6 +436,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             debug!("request rejected conn={} peer={} status=429 retry_after={secs}", self.conn, self.peer);
             self.out.clear();
             write_retry_response(429, secs, &mut self.out);
+            push_hsts(&mut self.out, &self.worker);
             let _ = flush_out(&mut self.client, &mut self.out).await;
             let _ = self.client.flush().await;
             return Ok(false);
@@ -443,6 +452,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     async fn reply_error(&mut self, status: u16, keep_alive: bool) {
         self.out.clear();
         write_error_response(status, !keep_alive, &mut self.out);
+        push_hsts(&mut self.out, &self.worker);
         let _ = flush_out(&mut self.client, &mut self.out).await;
         let _ = self.client.flush().await;
     }
@@ -618,6 +628,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.out.clear();
         write_error_response(503, !keep_alive, &mut self.out);
         insert_header(&mut self.out, RETRY_AFTER);
+        push_hsts(&mut self.out, &self.worker);
         let _ = flush_out(&mut self.client, &mut self.out).await;
         let _ = self.client.flush().await;
         Outcome::local(503, keep_alive)
