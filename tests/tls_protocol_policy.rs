@@ -85,3 +85,35 @@ fn session_tickets_are_issued_when_enabled_and_sessions_resume() {
         }
     }
 }
+
+#[test]
+fn instances_sharing_a_ticket_key_file_resume_each_others_sessions() {
+    let backend = Backend::start("b");
+    let dir = common::fresh_temp_dir("terminus-ticket-key");
+    let key = dir.join("ticket.key");
+    std::fs::write(&key, [42u8; 48]).expect("write key");
+    let shared = |s: &mut terminus_actors::Settings| s.listener.ticket_key_file = key.clone();
+    let (a, b) = (TestProxy::start_with(&[backend.addr()], shared), TestProxy::start_with(&[backend.addr()], shared));
+    let own = |s: &mut terminus_actors::Settings| s.listener.session_tickets = true;
+    let (c, d) = (TestProxy::start_with(&[backend.addr()], own), TestProxy::start_with(&[backend.addr()], own));
+    let connect = |proxy: &TestProxy, cfg| {
+        let mut conn = TlsClient::connect(proxy.addr(), cfg).expect("handshake");
+        conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+        assert_eq!(conn.read_response(false).expect("response").status, 200);
+        conn.resumed()
+    };
+    // One client session store per pair; certificates differ, so accept any.
+    let cfg = common::insecure_client_config();
+    assert!(!connect(&a, cfg.clone()));
+    assert!(connect(&b, cfg), "a ticket from one instance resumes on the other");
+    let cfg = common::insecure_client_config();
+    assert!(!connect(&c, cfg.clone()));
+    assert!(!connect(&d, cfg), "instances with their own keys do not");
+
+    let mut listener = common::settings(&a.certs, &[]).listener;
+    std::fs::write(&key, [1u8; 8]).expect("write short key");
+    listener.ticket_key_file = key.clone();
+    let err = terminus_actors::tls::listener_config(&listener).expect_err("short key").to_string();
+    assert!(err.contains("ticket.key") && err.contains("at least 32"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

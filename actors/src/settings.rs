@@ -197,6 +197,9 @@ pub struct ListenerSettings {
     /// rotates every 6 hours; off: resumption from the in-memory session
     /// cache only.
     pub session_tickets: bool,
+    /// File whose contents (at least 32 bytes) key the session tickets, so
+    /// instances sharing it accept each other's tickets; implies tickets.
+    pub ticket_key_file: PathBuf,
     /// Client-certificate authentication (`[listener.client_auth]`).
     pub client_auth: ClientAuthSettings,
 }
@@ -275,6 +278,7 @@ impl Default for ListenerSettings {
             hsts: String::new(),
             ocsp: PathBuf::new(),
             session_tickets: false,
+            ticket_key_file: PathBuf::new(),
             client_auth: ClientAuthSettings::default(),
         }
     }

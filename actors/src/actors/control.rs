@@ -142,7 +142,12 @@ fn stamp(settings: &Settings) -> Option<FileStamp> {
     let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
     let l = &settings.listener;
     let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key, &c.ocsp]);
-    [&l.cert, &l.key, &l.ocsp].into_iter().chain(sni).filter(|p| !p.as_os_str().is_empty()).map(|p| one(p)).collect()
+    [&l.cert, &l.key, &l.ocsp, &l.ticket_key_file]
+        .into_iter()
+        .chain(sni)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| one(p))
+        .collect()
 }
 
 impl Control {
@@ -210,6 +215,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     // Applied by the rebuilt TLS configuration; hsts and identity_header need a restart.
     (ol.ocsp, ol.session_tickets, ol.client_auth.mode, ol.client_auth.ca) = Default::default();
     (nl.ocsp, nl.session_tickets, nl.client_auth.mode, nl.client_auth.ca) = Default::default();
+    (ol.ticket_key_file, nl.ticket_key_file) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());

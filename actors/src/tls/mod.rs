@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub mod certs;
 pub mod policy;
 pub mod sni;
+pub mod tickets;
 
 use crate::settings::{ClientAuthMode, ListenerSettings};
 use rustls::server::WebPkiClientVerifier;
@@ -147,7 +148,11 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
-    if listener.session_tickets {
+    if !listener.ticket_key_file.as_os_str().is_empty() {
+        let ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
+            .map_err(|reason| TlsError::Key { path: listener.ticket_key_file.clone(), reason })?;
+        config.ticketer = Arc::new(ticketer);
+    } else if listener.session_tickets {
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
             TlsError::Policy(policy::PolicyError { key: "listener.session_tickets".into(), reason: e.to_string() })
         })?;
