@@ -105,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if demo { demo_settings(&env)? } else { settings::load(cli.config.as_deref(), &env, &cli.overrides())? };
     let origin = cli.config.as_ref().map_or_else(|| "command line".to_owned(), |p| p.display().to_string());
     if let Some(Command::Check) = cli.command {
-        terminus_actors::tls::server_config(&settings.listener.cert, &settings.listener.key)
+        terminus_actors::tls::listener_config(&settings.listener)
             .map_err(|e| anyhow::anyhow!("{origin}: {}", terminus_actors::StartError::from(e)))?;
         println!(
             "configuration ok: {} backend(s), listener {}",

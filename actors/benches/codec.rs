@@ -44,6 +44,8 @@ fn request_heads(c: &mut Criterion) {
             proto: "https",
             default_host: "127.0.0.1:8080",
             via: None,
+            identity_header: "",
+            identity: None,
         };
         let mut out = Vec::with_capacity(4096);
         group.bench_function(format!("write_upstream/{name}"), |b| {

@@ -114,6 +114,14 @@ pub enum StartError {
         /// What the OS said.
         source: stdio::Error,
     },
+    /// The redirect listener's address cannot be bound.
+    #[error("`redirect.address`: cannot listen on {addr}: {source}")]
+    RedirectBind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: stdio::Error,
+    },
     /// The admin address cannot be bound.
     #[error("`admin.address`: cannot listen on {addr}: {source}")]
     AdminBind {
@@ -163,7 +171,7 @@ impl Proxy {
     /// [`Proxy::start`] with hooks (e.g. a [`Fatal`] recipient).
     pub fn start_with(settings: Settings, hooks: Hooks) -> Result<ProxyHandle, StartError> {
         settings.validate()?;
-        let tls = tls::server_config(&settings.listener.cert, &settings.listener.key)?;
+        let tls = tls::listener_config(&settings.listener)?;
         let addr = settings.listener.address;
         let socket = runtime::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
@@ -172,6 +180,14 @@ impl Proxy {
             let s = runtime::bind(addr).map_err(|source| StartError::AdminBind { addr, source })?;
             let bound = s.local_addr().map_err(|source| StartError::AdminBind { addr, source })?;
             Some((runtime::listener(s).map_err(|source| StartError::AdminBind { addr, source })?, bound))
+        } else {
+            None
+        };
+        let redirect_socket = if settings.redirect.enabled {
+            let addr = settings.redirect.address;
+            let s = runtime::bind(addr).map_err(|source| StartError::RedirectBind { addr, source })?;
+            let bound = s.local_addr().map_err(|source| StartError::RedirectBind { addr, source })?;
+            Some((runtime::listener(s).map_err(|source| StartError::RedirectBind { addr, source })?, bound))
         } else {
             None
         };
@@ -247,6 +263,14 @@ impl Proxy {
             info!("admin listener started listen={bound}");
             (admin, bound)
         });
+        let redirect = redirect_socket.map(|(s, bound)| {
+            let (socket, port, status) = (Arc::new(s), local_addr.port(), settings.redirect.status);
+            let redirect = actors::supervisor::start_in_arbiter(&control.handle(), spec("redirect"), move |_| {
+                actors::redirect::Redirect::new(socket, port, status)
+            });
+            info!("redirect listener started listen={bound} https_port={port}");
+            (redirect, bound)
+        });
         info!(
             "proxy started listen={local_addr} workers={} backends={}",
             workers.len(),
@@ -257,6 +281,7 @@ impl Proxy {
             pool,
             control: control_addr,
             admin,
+            redirect,
             worker_addrs,
             arbiter: control,
             shutdown: shutdown_tx,
@@ -273,6 +298,7 @@ pub struct ProxyHandle {
     pool: Addr<BackendPool>,
     control: Addr<Control>,
     admin: Option<(Addr<Admin>, SocketAddr)>,
+    redirect: Option<(Addr<actors::redirect::Redirect>, SocketAddr)>,
     worker_addrs: Vec<worker::WorkerAddrs>,
     arbiter: Arbiter,
     shutdown: async_channel::Sender<()>,
@@ -301,6 +327,11 @@ impl ProxyHandle {
     /// The admin listener's address, when `admin.enabled`.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(_, a)| *a)
+    }
+
+    /// The plain-HTTP redirect listener's address, when `redirect.enabled`.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|(_, a)| *a)
     }
 
     /// The Admin actor, when `admin.enabled`.

@@ -106,6 +106,34 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Logging choices.
     pub log: LogSettings,
+    /// The plain-HTTP listener that redirects to HTTPS.
+    pub redirect: RedirectSettings,
+}
+
+/// The plain-HTTP listener that redirects every request to HTTPS (`[redirect]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectSettings {
+    /// Off by default.
+    pub enabled: bool,
+    /// Plain-HTTP listen address; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// 301 (Moved Permanently) or 308 (Permanent Redirect, keeps the method).
+    pub status: u16,
+}
+
+/// Default plain-HTTP redirect listener address.
+pub const DEFAULT_REDIRECT_ADDRESS: &str = "127.0.0.1:8080";
+
+impl Default for RedirectSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            // Invariant: the constant is a valid socket address literal.
+            address: DEFAULT_REDIRECT_ADDRESS.parse().expect("valid default redirect address"),
+            status: 301,
+        }
+    }
 }
 
 /// Worker threads.
@@ -148,6 +176,84 @@ pub struct ListenerSettings {
     pub allow: Vec<String>,
     /// CIDR blocks refused (checked before `allow`).
     pub deny: Vec<String>,
+    /// Further certificates chosen by the client's server name (SNI); `cert`
+    /// and `key` stay the default for names none of them covers.
+    pub certificates: Vec<CertificateSettings>,
+    /// Protocol preset: `modern` (TLS 1.3 only) or `intermediate` (TLS 1.2
+    /// with forward-secret AEAD suites, and TLS 1.3).
+    pub tls_policy: TlsPolicy,
+    /// Overrides the preset's versions: `"1.2"`, `"1.3"` (empty: the preset's).
+    pub tls_versions: Vec<String>,
+    /// Overrides the preset's cipher suites by IANA name, e.g.
+    /// `"TLS13_AES_128_GCM_SHA256"` (empty: all the preset allows).
+    pub cipher_suites: Vec<String>,
+    /// `Strict-Transport-Security` value added to responses that carry none,
+    /// e.g. `"max-age=31536000; includeSubDomains"` (empty: none).
+    pub hsts: String,
+    /// DER OCSP response stapled for the default certificate (empty: none);
+    /// re-read with the certificate files.
+    pub ocsp: PathBuf,
+    /// Stateless session tickets (TLS 1.2 and 1.3) under a key rustls
+    /// rotates every 6 hours; off: resumption from the in-memory session
+    /// cache only.
+    pub session_tickets: bool,
+    /// File whose contents (at least 32 bytes) key the session tickets, so
+    /// instances sharing it accept each other's tickets; implies tickets.
+    pub ticket_key_file: PathBuf,
+    /// Client-certificate authentication (`[listener.client_auth]`).
+    pub client_auth: ClientAuthSettings,
+}
+
+/// Client-certificate authentication of the listener.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthSettings {
+    /// `off`, `optional` (a certificate, if sent, must verify) or `required`.
+    pub mode: ClientAuthMode,
+    /// PEM bundle of the CAs client certificates must chain to.
+    pub ca: PathBuf,
+    /// Request header carrying the verified client's subject to backends
+    /// (empty: none). A client's own copy is always removed.
+    pub identity_header: String,
+}
+
+/// Whether clients must present a certificate (`listener.client_auth.mode`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    /// No client certificates asked for.
+    #[default]
+    Off,
+    /// Asked for; a client without one is served, one with a bad one refused.
+    Optional,
+    /// Without a valid certificate the handshake fails.
+    Required,
+}
+
+/// TLS protocol preset (`listener.tls_policy`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsPolicy {
+    /// TLS 1.3 only.
+    Modern,
+    /// TLS 1.2 (ECDHE with AES-GCM or ChaCha20-Poly1305) and TLS 1.3.
+    #[default]
+    Intermediate,
+}
+
+/// One SNI certificate of the listener (`listener.certificates`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificateSettings {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key.
+    pub key: PathBuf,
+    /// Server names it serves (`*.example.com` matches one label); empty
+    /// means the DNS names of the certificate.
+    pub names: Vec<String>,
+    /// DER OCSP response stapled to handshakes (empty: none).
+    pub ocsp: PathBuf,
 }
 
 impl Default for ListenerSettings {
@@ -165,6 +271,15 @@ impl Default for ListenerSettings {
             request_burst: DEFAULT_REQUEST_BURST,
             allow: Vec::new(),
             deny: Vec::new(),
+            certificates: Vec::new(),
+            tls_policy: TlsPolicy::default(),
+            tls_versions: Vec::new(),
+            cipher_suites: Vec::new(),
+            hsts: String::new(),
+            ocsp: PathBuf::new(),
+            session_tickets: false,
+            ticket_key_file: PathBuf::new(),
+            client_auth: ClientAuthSettings::default(),
         }
     }
 }
@@ -630,11 +745,36 @@ impl Settings {
                 ));
             }
         }
-        if self.listener.cert.as_os_str().is_empty() {
+        let (no_cert, no_key) = (self.listener.cert.as_os_str().is_empty(), self.listener.key.as_os_str().is_empty());
+        if no_cert && (self.listener.certificates.is_empty() || !no_key) {
             return Err(SettingsError::new("listener.cert", "a certificate file is required"));
         }
-        if self.listener.key.as_os_str().is_empty() {
+        if no_key && !no_cert {
             return Err(SettingsError::new("listener.key", "a private key file is required"));
+        }
+        if self.listener.hsts.bytes().any(|b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic())) {
+            return Err(SettingsError::new("listener.hsts", "must be a header value (visible ASCII, spaces, tabs)"));
+        }
+        let auth = &self.listener.client_auth;
+        if auth.mode != ClientAuthMode::Off && auth.ca.as_os_str().is_empty() {
+            return Err(SettingsError::new("listener.client_auth.ca", "a CA bundle is required when mode is not off"));
+        }
+        if !auth.identity_header.is_empty() && !auth.identity_header.bytes().all(crate::http1::is_tchar) {
+            return Err(SettingsError::new("listener.client_auth.identity_header", "must be a header name"));
+        }
+        if self.redirect.enabled && ![301, 308].contains(&self.redirect.status) {
+            return Err(SettingsError::new("redirect.status", format!("{} is not 301 or 308", self.redirect.status)));
+        }
+        if let Err(e) = crate::tls::policy::resolve(&self.listener) {
+            return Err(SettingsError::new(&e.key, e.reason));
+        }
+        for (i, c) in self.listener.certificates.iter().enumerate() {
+            if c.cert.as_os_str().is_empty() {
+                return Err(SettingsError::new(&format!("listener.certificates[{i}].cert"), "a file is required"));
+            }
+            if c.key.as_os_str().is_empty() {
+                return Err(SettingsError::new(&format!("listener.certificates[{i}].key"), "a file is required"));
+            }
         }
         if self.listener.max_connections == 0 {
             return Err(SettingsError::new("listener.max_connections", "must be at least 1"));
@@ -924,10 +1064,33 @@ mod tests {
     }
 
     #[test]
+    fn sni_certificates_alone_need_no_default_pair() {
+        let mut s = valid();
+        (s.listener.cert, s.listener.key) = Default::default();
+        s.listener.certificates = vec![CertificateSettings { cert: "a".into(), key: "b".into(), ..Default::default() }];
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
     fn validation_names_the_key() {
         type Edit = fn(&mut Settings);
         let cases: &[(&str, Edit)] = &[
             ("upstream.backends", |s| s.upstream.backends.clear()),
+            ("listener.client_auth.ca", |s| s.listener.client_auth.mode = ClientAuthMode::Required),
+            ("listener.client_auth.identity_header", |s| s.listener.client_auth.identity_header = "X Y".into()),
+            ("listener.hsts", |s| s.listener.hsts = "max-age=1\r\nX-Evil: 1".into()),
+            ("redirect.status", |s| (s.redirect.enabled, s.redirect.status) = (true, 302)),
+            ("listener.certificates[0].key", |s| {
+                s.listener.certificates = vec![CertificateSettings { cert: "a.pem".into(), ..Default::default() }]
+            }),
+            ("listener.certificates[0].cert", |s| {
+                s.listener.certificates = vec![CertificateSettings { key: "a.pem".into(), ..Default::default() }]
+            }),
+            ("listener.key", |s| {
+                s.listener.key = "".into();
+                s.listener.certificates =
+                    vec![CertificateSettings { cert: "a".into(), key: "b".into(), ..Default::default() }]
+            }),
             ("upstream.backends[0].weight", |s| s.upstream.backends[0].weight = 0),
             ("upstream.backends[1]", |s| {
                 let b = s.upstream.backends[0].clone();

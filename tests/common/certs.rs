@@ -49,9 +49,24 @@ pub fn test_certs() -> TestCerts {
 /// Like [`test_certs`] but with the given subject alternative names
 /// (entries that parse as IP addresses become IP SANs, the rest DNS SANs).
 pub fn test_certs_for(sans: &[&str]) -> TestCerts {
-    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    test_certs_with(sans, &rcgen::PKCS_ECDSA_P256_SHA256)
+}
 
-    let ca_key = KeyPair::generate_for(alg).expect("generate CA key");
+/// Like [`test_certs_for`] with the leaf's (and CA's) key algorithm, e.g.
+/// `rcgen::PKCS_RSA_SHA256` (RSA 2048: the fixed test key
+/// `tests/fixtures/test-rsa-2048.key.pem`, as rcgen's ring backend cannot
+/// generate RSA keys).
+pub fn test_certs_with(sans: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> TestCerts {
+    let generate = || -> KeyPair {
+        if alg == &rcgen::PKCS_RSA_SHA256 {
+            let pem = include_str!("../fixtures/test-rsa-2048.key.pem");
+            KeyPair::from_pem_and_sign_algo(pem, alg).expect("load test RSA key")
+        } else {
+            KeyPair::generate_for(alg).expect("generate key")
+        }
+    };
+
+    let ca_key = generate();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, "Terminus Test CA");
@@ -59,7 +74,7 @@ pub fn test_certs_for(sans: &[&str]) -> TestCerts {
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
 
-    let leaf_key = KeyPair::generate_for(alg).expect("generate leaf key");
+    let leaf_key = generate();
     let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
     let mut leaf_params = CertificateParams::new(names).expect("leaf params");
     if let Some(first) = sans.iter().find(|s| s.parse::<IpAddr>().is_err()) {
@@ -108,6 +123,12 @@ pub fn client_config_with(ca: &CertificateDer<'_>, tls12_only: bool, alpn: &[&[u
 /// A client configuration that accepts any server certificate: only for
 /// talking to the demo mode's freshly generated self-signed certificate.
 pub fn insecure_client_config() -> Arc<ClientConfig> {
+    insecure_client_config_with(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Like [`insecure_client_config`] with the client's own provider (e.g. one
+/// offering only some signature schemes).
+pub fn insecure_client_config_with(provider: rustls::crypto::CryptoProvider) -> Arc<ClientConfig> {
     #[derive(Debug)]
     struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
     impl rustls::client::danger::ServerCertVerifier for AcceptAny {
@@ -141,7 +162,7 @@ pub fn insecure_client_config() -> Arc<ClientConfig> {
             self.0.signature_verification_algorithms.supported_schemes()
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(provider);
     let mut cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("protocol versions")

@@ -211,6 +211,16 @@ impl HttpConn<StreamOwned<ClientConnection, TcpStream>> {
         self.stream.conn.alpn_protocol().map(<[u8]>::to_vec)
     }
 
+    /// Whether the handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        self.stream.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
+    /// The negotiated cipher suite.
+    pub fn cipher_suite(&self) -> Option<rustls::CipherSuite> {
+        self.stream.conn.negotiated_cipher_suite().map(|s| s.suite())
+    }
+
     /// The negotiated TLS version.
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.stream.conn.protocol_version()

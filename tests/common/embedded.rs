@@ -24,6 +24,8 @@ pub struct Parts {
     pub addr: SocketAddr,
     /// Admin listener, when enabled.
     pub admin_addr: Option<SocketAddr>,
+    /// The plain-HTTP redirect listener, when `redirect.enabled`.
+    pub redirect_addr: Option<SocketAddr>,
     /// Control actors.
     pub pool: Addr<BackendPool>,
     /// The Control actor.
@@ -96,6 +98,7 @@ impl Embedded {
                     .map(|h| Parts {
                         addr: h.local_addr(),
                         admin_addr: h.admin_addr(),
+                        redirect_addr: h.redirect_addr(),
                         pool: h.pool().clone(),
                         control: h.control().clone(),
                         admin: h.admin().cloned(),

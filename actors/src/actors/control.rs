@@ -136,11 +136,18 @@ pub struct Control {
 }
 
 /// What identifies a version of the certificate and key files.
-type FileStamp = [(SystemTime, u64); 2];
+type FileStamp = Vec<(SystemTime, u64)>;
 
 fn stamp(settings: &Settings) -> Option<FileStamp> {
     let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-    Some([one(&settings.listener.cert)?, one(&settings.listener.key)?])
+    let l = &settings.listener;
+    let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key, &c.ocsp]);
+    [&l.cert, &l.key, &l.ocsp, &l.ticket_key_file]
+        .into_iter()
+        .chain(sni)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| one(p))
+        .collect()
 }
 
 impl Control {
@@ -166,7 +173,7 @@ impl Control {
             return;
         }
         let listener = &self.settings.listener;
-        match tls::server_config(&listener.cert, &listener.key) {
+        match tls::listener_config(listener) {
             Ok(config) => {
                 self.swap_tls(config);
                 self.cert_stamp = now;
@@ -202,6 +209,13 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let mut out = Vec::new();
     let (mut ol, mut nl) = (old.listener.clone(), new.listener.clone());
     (ol.cert, ol.key, nl.cert, nl.key) = Default::default();
+    (ol.certificates, nl.certificates) = Default::default();
+    (ol.tls_policy, ol.tls_versions, ol.cipher_suites) = Default::default();
+    (nl.tls_policy, nl.tls_versions, nl.cipher_suites) = Default::default();
+    // Applied by the rebuilt TLS configuration; hsts and identity_header need a restart.
+    (ol.ocsp, ol.session_tickets, ol.client_auth.mode, ol.client_auth.ca) = Default::default();
+    (nl.ocsp, nl.session_tickets, nl.client_auth.mode, nl.client_auth.ca) = Default::default();
+    (ol.ticket_key_file, nl.ticket_key_file) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
@@ -214,6 +228,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("supervision", old.supervision != new.supervision),
         ("shutdown", old.shutdown != new.shutdown),
         ("admin", old.admin != new.admin),
+        ("redirect", old.redirect != new.redirect),
         ("log", old.log != new.log),
     ];
     for (section, changed) in checks {
@@ -229,10 +244,7 @@ impl Handler<ApplySettings> for Control {
 
     fn handle(&mut self, msg: ApplySettings, _: &mut Context<Self>) -> Self::Result {
         let new = msg.0;
-        let prepared = new
-            .validate()
-            .map_err(ApplyError::from)
-            .and_then(|()| Ok(tls::server_config(&new.listener.cert, &new.listener.key)?));
+        let prepared = new.validate().map_err(ApplyError::from).and_then(|()| Ok(tls::listener_config(&new.listener)?));
         // A moved listener is bound before anything changes: a busy address
         // rejects the whole reload.
         let moved = new.listener.address != self.settings.listener.address;
@@ -308,10 +320,10 @@ impl Handler<ReplaceCertificates> for Control {
     type Result = Result<(), TlsError>;
 
     fn handle(&mut self, msg: ReplaceCertificates, _: &mut Context<Self>) -> Self::Result {
-        let config = tls::server_config(&msg.cert, &msg.key)?;
-        self.swap_tls(config);
         let mut s = (*self.settings).clone();
         (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
+        let config = tls::listener_config(&s.listener)?;
+        self.swap_tls(config);
         self.settings = Arc::new(s);
         self.cert_stamp = stamp(&self.settings);
         info!("certificates replaced");
@@ -360,5 +372,33 @@ impl Handler<SnapshotPublished> for Control {
         }
         let present: Vec<SocketAddr> = msg.0.backends().iter().map(|b| b.addr).collect();
         self.last_up.retain(|a, _| present.contains(a));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{ClientAuthMode, TlsPolicy};
+
+    #[test]
+    fn tls_settings_apply_on_reload_and_the_rest_needs_a_restart() {
+        type Edit = fn(&mut Settings);
+        let cases: &[(Edit, &[&str])] = &[
+            (|s| s.listener.tls_policy = TlsPolicy::Modern, &[]),
+            (|s| s.listener.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()], &[]),
+            (|s| s.listener.session_tickets = true, &[]),
+            (|s| s.listener.ocsp = "o.der".into(), &[]),
+            (|s| s.listener.certificates = vec![Default::default()], &[]),
+            (|s| s.listener.client_auth.mode = ClientAuthMode::Required, &[]),
+            (|s| s.listener.hsts = "max-age=1".into(), &["listener"]),
+            (|s| s.listener.client_auth.identity_header = "X-Id".into(), &["listener"]),
+            (|s| s.redirect.enabled = true, &["redirect"]),
+        ];
+        let old = Settings::default();
+        for (i, (edit, want)) in cases.iter().enumerate() {
+            let mut new = old.clone();
+            edit(&mut new);
+            assert_eq!(restart_required(&old, &new), *want, "case {i}");
+        }
     }
 }

@@ -7,5 +7,6 @@ pub mod control;
 pub mod health_checker;
 pub mod listener;
 pub mod pool_control;
+pub mod redirect;
 pub mod supervisor;
 pub mod tls_session;

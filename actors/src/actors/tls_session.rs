@@ -102,7 +102,9 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
     // it (a moved-in value keeps its own slot in a future's layout).
-    Box::new(Session::new(conn, peer, tls, worker)).serve().await;
+    let mut session = Box::new(Session::new(conn, peer, tls, worker));
+    session.identity = client_identity(&session.client, &session.worker);
+    session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
 
@@ -122,6 +124,16 @@ async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker)
             None
         }
     }
+}
+
+/// The subject of the client's verified certificate, if one was presented
+/// and the identity header is configured.
+fn client_identity(tls: &TlsStream<TcpStream>, worker: &Worker) -> Option<String> {
+    if worker.settings.listener.client_auth.identity_header.is_empty() {
+        return None;
+    }
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    crate::tls::certs::subject(leaf)
 }
 
 /// The outcome of one request, for the access log and the loop.
@@ -193,6 +205,23 @@ fn insert_header(out: &mut Vec<u8>, line: &[u8]) {
     }
 }
 
+/// Adds `Strict-Transport-Security` (`listener.hsts`) to the proxy's own response in `out`.
+fn push_hsts(out: &mut Vec<u8>, worker: &Worker) {
+    let hsts = &worker.settings.listener.hsts;
+    if !hsts.is_empty() {
+        insert_field(out, b"Strict-Transport-Security", hsts.as_bytes());
+    }
+}
+
+/// Inserts `name: value` before the blank line ending the head in `out`, without allocating.
+fn insert_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        let line = name.iter().chain(b": ").chain(value).chain(b"\r\n");
+        out.splice(at..at, line.copied());
+    }
+}
+
 /// Backends already tried for one request.
 #[derive(Default)]
 struct Tried {
@@ -229,6 +258,8 @@ struct Session<C> {
     req: RequestHead,
     resp: ResponseHead,
     decoder: ChunkedDecoder,
+    /// The verified client-certificate subject, when `listener.client_auth.identity_header` is set.
+    identity: Option<String>,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
@@ -243,6 +274,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             req: RequestHead::new(),
             resp: ResponseHead::new(),
             decoder: ChunkedDecoder::new(MAX_TRAILER_BYTES),
+            identity: None,
             worker,
         }
     }
@@ -404,6 +436,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             debug!("request rejected conn={} peer={} status=429 retry_after={secs}", self.conn, self.peer);
             self.out.clear();
             write_retry_response(429, secs, &mut self.out);
+            push_hsts(&mut self.out, &self.worker);
             let _ = flush_out(&mut self.client, &mut self.out).await;
             let _ = self.client.flush().await;
             return Ok(false);
@@ -419,6 +452,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     async fn reply_error(&mut self, status: u16, keep_alive: bool) {
         self.out.clear();
         write_error_response(status, !keep_alive, &mut self.out);
+        push_hsts(&mut self.out, &self.worker);
         let _ = flush_out(&mut self.client, &mut self.out).await;
         let _ = self.client.flush().await;
     }
@@ -594,6 +628,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.out.clear();
         write_error_response(503, !keep_alive, &mut self.out);
         insert_header(&mut self.out, RETRY_AFTER);
+        push_hsts(&mut self.out, &self.worker);
         let _ = flush_out(&mut self.client, &mut self.out).await;
         let _ = self.client.flush().await;
         Outcome::local(503, keep_alive)
@@ -639,7 +674,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
         self.ubuf.attach(&self.worker.bufs);
         self.out.clear();
-        let fwd = Forwarding { client_ip: self.peer.ip(), proto: "https", default_host: &default_host, via };
+        let fwd = Forwarding {
+            client_ip: self.peer.ip(),
+            proto: "https",
+            default_host: &default_host,
+            via,
+            identity_header: &settings.listener.client_auth.identity_header,
+            identity: self.identity.as_deref(),
+        };
         write_upstream_request(&self.req, &fwd, &mut self.out);
         let mut body_sent = body == BodyKind::Empty;
         if let BodyKind::Length(n) = body
@@ -730,6 +772,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.out.clear();
         let framing =
             write_downstream_response(&self.resp, is_head, self.req.version(), client_keep_alive, via, &mut self.out);
+        let hsts = &settings.listener.hsts;
+        if !hsts.is_empty() && self.resp.header("strict-transport-security").is_none() {
+            insert_field(&mut self.out, b"Strict-Transport-Security", hsts.as_bytes());
+        }
         if let Some(cookie) = worker.balancer.sticky_cookie(attempt.pick, attempt.id) {
             insert_header(&mut self.out, format!("Set-Cookie: {cookie}\r\n").as_bytes());
         }

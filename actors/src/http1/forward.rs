@@ -18,6 +18,11 @@ pub struct Forwarding<'a> {
     pub default_host: &'a str,
     /// `Some(name)` adds `Via: {client version} {name}`.
     pub via: Option<&'a str>,
+    /// Header that carries the verified client-certificate identity; the
+    /// client's own copies are always dropped (empty: no such header).
+    pub identity_header: &'a str,
+    /// The verified client's identity, sent in `identity_header`.
+    pub identity: Option<&'a str>,
 }
 
 /// Fields the proxy regenerates; client copies are dropped (XFF and
@@ -48,7 +53,10 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
     let mut cl_written = false;
     for h in headers {
         let name = slice(raw, &h.name);
-        if is_hop_by_hop(name, raw, headers) || REGENERATED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+        if is_hop_by_hop(name, raw, headers)
+            || REGENERATED.iter().any(|r| name.eq_ignore_ascii_case(r))
+            || (!fwd.identity_header.is_empty() && name.eq_ignore_ascii_case(fwd.identity_header.as_bytes()))
+        {
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -105,6 +113,11 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if let Some(id) = fwd.identity
+        && !fwd.identity_header.is_empty()
+    {
+        push_field(out, fwd.identity_header.as_bytes(), id.as_bytes());
+    }
     if head.body() == BodyKind::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
@@ -150,8 +163,14 @@ mod tests {
     const V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-    const FWD: Forwarding<'static> =
-        Forwarding { client_ip: V4, proto: "https", default_host: "127.0.0.1:8080", via: None };
+    const FWD: Forwarding<'static> = Forwarding {
+        client_ip: V4,
+        proto: "https",
+        default_host: "127.0.0.1:8080",
+        via: None,
+        identity_header: "",
+        identity: None,
+    };
 
     const CASES: &[(&str, &[u8], Forwarding<'static>, &[u8])] = &[
         ("basic get",

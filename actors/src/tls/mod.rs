@@ -1,6 +1,6 @@
 //! TLS protocol setup: PEM loading and the rustls server configuration.
 //!
-//! No actix here. The configuration is built once per (re)load and shared by
+//! No actix here. [`sni`] chooses the certificate of each handshake. The configuration is built once per (re)load and shared by
 //! every session as an `Arc<ServerConfig>`.
 
 use std::path::{Path, PathBuf};
@@ -8,8 +8,18 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub mod certs;
+pub mod policy;
+pub mod sni;
+pub mod tickets;
+
+use crate::settings::{ClientAuthMode, ListenerSettings};
+use rustls::server::WebPkiClientVerifier;
+pub use sni::SniResolver;
 
 /// ALPN protocol Terminus speaks to clients.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -46,6 +56,9 @@ pub enum TlsError {
         /// What rustls said.
         reason: String,
     },
+    /// The protocol policy settings cannot be applied.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
 }
 
 /// Reads a PEM certificate chain (leaf first).
@@ -90,6 +103,106 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .map_err(|e| pair_err(describe(&e)))?;
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Builds the listener's server configuration: the default certificate
+/// (`cert`/`key`, if set) and the SNI `certificates`, each checked (key
+/// matches, key type usable) and named in any error.
+pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let (provider, versions) = policy::resolve(listener).map_err(TlsError::Policy)?;
+    let provider = Arc::new(provider);
+    let mut resolver = SniResolver::default();
+    if !listener.cert.as_os_str().is_empty() {
+        let (key, names) = certified_key(&listener.cert, &listener.key, &provider)?;
+        let key = with_ocsp(key, &listener.ocsp)?;
+        resolver.add(key.clone(), &names);
+        resolver.add_default(key);
+    }
+    for c in &listener.certificates {
+        let (key, sans) = certified_key(&c.cert, &c.key, &provider)?;
+        let key = with_ocsp(key, &c.ocsp)?;
+        let names = if c.names.is_empty() { sans } else { c.names.clone() };
+        if names.is_empty() {
+            return Err(TlsError::Certificate {
+                path: c.cert.clone(),
+                reason: "no DNS name in the certificate and no `names` given".into(),
+            });
+        }
+        resolver.add(key, &names);
+    }
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| {
+            TlsError::Policy(policy::PolicyError { key: "listener.tls_versions".into(), reason: e.to_string() })
+        })?;
+    let auth = &listener.client_auth;
+    let builder = if auth.mode == ClientAuthMode::Off {
+        builder.with_no_client_auth()
+    } else {
+        let ca_err = |reason: String| TlsError::Certificate { path: auth.ca.clone(), reason };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in load_certs(&auth.ca)? {
+            roots.add(ca).map_err(|e| ca_err(format!("unusable CA certificate: {e}")))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier = if auth.mode == ClientAuthMode::Optional { verifier.allow_unauthenticated() } else { verifier };
+        builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    if !listener.ticket_key_file.as_os_str().is_empty() {
+        let ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
+            .map_err(|reason| TlsError::Key { path: listener.ticket_key_file.clone(), reason })?;
+        config.ticketer = Arc::new(ticketer);
+    } else if listener.session_tickets {
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
+            TlsError::Policy(policy::PolicyError { key: "listener.session_tickets".into(), reason: e.to_string() })
+        })?;
+    }
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Staples the DER OCSP response in `path` (empty: none) to `key`.
+fn with_ocsp(key: Arc<CertifiedKey>, path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    if path.as_os_str().is_empty() {
+        return Ok(key);
+    }
+    let err = |reason: String| TlsError::Certificate { path: path.to_owned(), reason };
+    let der = std::fs::read(path).map_err(|e| err(format!("cannot read OCSP response: {e}")))?;
+    if der.first() != Some(&0x30) {
+        return Err(err("not a DER OCSP response".into()));
+    }
+    let mut key = Arc::unwrap_or_clone(key);
+    key.ocsp = Some(der);
+    Ok(Arc::new(key))
+}
+
+/// Loads a certificate chain and its key, checks that they match, and
+/// returns them with the DNS names (SANs) of the leaf.
+pub fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<(Arc<CertifiedKey>, Vec<String>), TlsError> {
+    let chain = load_certs(cert)?;
+    let private = load_key(key)?;
+    let pair_err = |reason: String| TlsError::Pair { cert: cert.to_owned(), key: key.to_owned(), reason };
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| TlsError::Key { path: key.to_owned(), reason: format!("no usable key type: {e}") })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| pair_err(describe(&e)))?;
+    let leaf = &certified.cert[0];
+    let dated = |reason: String| TlsError::Certificate { path: cert.to_owned(), reason };
+    match certs::validity_now(leaf) {
+        Some(certs::Validity::Expired(at)) => return Err(dated(format!("expired on {at}"))),
+        Some(certs::Validity::NotYetValid(at)) => return Err(dated(format!("not valid before {at}"))),
+        Some(certs::Validity::Valid) | None => {}
+    }
+    let parsed = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| TlsError::Certificate { path: cert.to_owned(), reason: format!("unparsable certificate: {e}") })?;
+    let names = parsed.valid_dns_names().map(str::to_owned).collect();
+    Ok((Arc::new(certified), names))
 }
 
 /// The aws-lc-rs provider with the post-quantum hybrid X25519MLKEM768 as
