@@ -108,6 +108,25 @@ fn ecdsa_and_rsa_for_one_name_follow_the_client_algorithms() {
     assert!(with(offering(is_ecdsa)) == leaf(&ecdsa.cert_path));
 }
 
+#[test]
+fn an_rsa_companion_of_the_default_certificate_serves_clients_without_sni() {
+    let backend = Backend::start("b");
+    let rsa = common::test_certs_with(&["localhost", "127.0.0.1"], &rcgen::PKCS_RSA_SHA256);
+    let proxy = TestProxy::start_with(&[backend.addr()], |s| s.listener.certificates = vec![entry(&rsa, &[])]);
+    let is_rsa = |s: SignatureScheme| format!("{s:?}").starts_with("RSA_");
+    // An IP address as the server name: rustls sends no SNI.
+    let no_sni = |provider| {
+        let c = TlsClient::connect_sni(proxy.addr(), insecure_client_config_with(provider), "127.0.0.1")
+            .expect("handshake without SNI");
+        c.peer_certificates().into_iter().next().expect("a certificate")
+    };
+    assert!(no_sni(offering(is_rsa)) == leaf(&rsa.cert_path), "RSA-only client without SNI gets the RSA companion");
+    assert!(
+        no_sni(rustls::crypto::aws_lc_rs::default_provider()) == leaf(&proxy.certs.cert_path),
+        "the ECDSA default is still preferred"
+    );
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::new();

@@ -112,11 +112,13 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
     let (provider, versions) = policy::resolve(listener).map_err(TlsError::Policy)?;
     let provider = Arc::new(provider);
     let mut resolver = SniResolver::default();
+    let mut default_names: Vec<String> = Vec::new();
     if !listener.cert.as_os_str().is_empty() {
         let (key, names) = certified_key(&listener.cert, &listener.key, &provider)?;
         let key = with_ocsp(key, &listener.ocsp)?;
         resolver.add(key.clone(), &names);
         resolver.add_default(key);
+        default_names = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     }
     for c in &listener.certificates {
         let (key, sans) = certified_key(&c.cert, &c.key, &provider)?;
@@ -127,6 +129,13 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
                 path: c.cert.clone(),
                 reason: "no DNS name in the certificate and no `names` given".into(),
             });
+        }
+        // A certificate for every name of the default one is its companion
+        // (say RSA beside an ECDSA default): it also serves clients that send
+        // no server name, so an RSA-only client without SNI still connects.
+        let lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        if !default_names.is_empty() && default_names.iter().all(|n| lower.contains(n)) {
+            resolver.add_default(key.clone());
         }
         resolver.add(key, &names);
     }
