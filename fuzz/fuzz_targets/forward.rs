@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         proto: "https",
         default_host: "backend:80",
         via: Some("terminus"),
+        identity_header: "X-Client-Identity",
+        identity: Some("O=Fuzz,CN=client"),
     };
     let mut out = Vec::new();
     write_upstream_request(&head, &fwd, &mut out);
