@@ -156,6 +156,33 @@ impl Buf {
     }
 }
 
+/// Reads one request head for the small plain-HTTP endpoints (admin,
+/// redirect), which answer a single request and close: the bytes up to and
+/// past the end of the head (`\r\n\r\n`), or `None` when the peer closed,
+/// failed, sent more than `max` bytes without ending its head, or took
+/// longer than `limit`.
+pub async fn read_small_head<R: AsyncRead + Unpin>(stream: &mut R, max: usize, limit: Duration) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let complete = runtime::timeout(limit, async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok::<_, io::Error>(false);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                return Ok(true);
+            }
+            if buf.len() > max {
+                return Ok(false);
+            }
+        }
+    })
+    .await;
+    matches!(complete, Ok(Ok(true))).then_some(buf)
+}
+
 /// Which side of a relay failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use log::{debug, warn};
 
 use crate::access_log::json_escape;
@@ -78,26 +78,9 @@ impl Supervised for Admin {}
 type Reply = (u16, &'static str, String);
 
 async fn serve(mut stream: TcpStream, peer: SocketAddr, control: Addr<Control>, token: Arc<str>) {
-    let mut buf = Vec::with_capacity(1024);
-    let head = runtime::timeout(REQUEST_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(false);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Ok(true);
-            }
-            if buf.len() > MAX_REQUEST {
-                return Ok(false);
-            }
-        }
-    })
-    .await;
+    let head = crate::io::read_small_head(&mut stream, MAX_REQUEST, REQUEST_TIMEOUT).await;
     let (status, ctype, body, head_only) = match head {
-        Ok(Ok(true)) => {
+        Some(buf) => {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&buf) {
@@ -115,7 +98,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, control: Addr<Control>, 
                 _ => (400, "text/plain", "bad request\n".to_owned(), false),
             }
         }
-        _ => {
+        None => {
             debug!("admin request unreadable peer={peer}");
             return;
         }

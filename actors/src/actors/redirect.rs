@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use log::{debug, warn};
 
 use crate::runtime::{self, TcpListener, TcpStream};
@@ -70,28 +70,11 @@ impl Actor for Redirect {
 impl Supervised for Redirect {}
 
 async fn serve(mut stream: TcpStream, peer: SocketAddr, https_port: u16, status: u16) {
-    let mut buf = Vec::with_capacity(1024);
-    let head = runtime::timeout(REQUEST_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(false);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Ok(true);
-            }
-            if buf.len() > MAX_REQUEST {
-                return Ok(false);
-            }
-        }
-    })
-    .await;
-    if !matches!(head, Ok(Ok(true))) {
+    let head = crate::io::read_small_head(&mut stream, MAX_REQUEST, REQUEST_TIMEOUT).await;
+    let Some(buf) = head else {
         debug!("redirect request unreadable peer={peer}");
         return;
-    }
+    };
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let location = match req.parse(&buf) {
