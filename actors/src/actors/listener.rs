@@ -146,6 +146,14 @@ async fn accept_loop(socket: Rc<TcpListener>, worker: Rc<Worker>) {
             drop(stream);
             continue;
         }
+        // Per-IP admission before the worker's session count: a flood from
+        // one address is turned away here and never takes the slots that
+        // other clients need (the permit lives as long as the session).
+        let Some(permit) = worker.clients.admit(peer.ip()) else {
+            debug!("connection refused peer={peer} reason=max_connections_per_ip");
+            drop(stream);
+            continue;
+        };
         if worker.sessions.get() >= max {
             debug!("connection refused peer={peer} reason=max_connections limit={max}");
             drop(stream);
@@ -155,6 +163,6 @@ async fn accept_loop(socket: Rc<TcpListener>, worker: Rc<Worker>) {
             debug!("set_nodelay failed peer={peer} error={e}");
         }
         worker.sessions.set(worker.sessions.get() + 1);
-        TlsSession::new(stream, peer, worker.clone()).start();
+        TlsSession::new(stream, peer, worker.clone(), permit).start();
     }
 }

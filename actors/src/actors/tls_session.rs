@@ -36,6 +36,7 @@ use crate::http1::{
     write_error_response, write_informational, write_retry_response, write_upstream_request,
 };
 use crate::io::{Buf, RelayError, flush_out, relay_body};
+use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
 use crate::worker::Worker;
 
@@ -58,12 +59,14 @@ pub struct TlsSession {
     stream: Option<TcpStream>,
     peer: SocketAddr,
     worker: Rc<Worker>,
+    /// The client IP's connection slot, released when the session ends.
+    _permit: ConnPermit,
 }
 
 impl TlsSession {
     /// A session for an accepted connection (counted by the Listener).
-    pub fn new(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) -> Self {
-        Self { stream: Some(stream), peer, worker }
+    pub fn new(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, permit: ConnPermit) -> Self {
+        Self { stream: Some(stream), peer, worker, _permit: permit }
     }
 }
 
@@ -88,11 +91,6 @@ impl Actor for TlsSession {
 
 async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let conn = worker.next_conn_id();
-    // Held for the connection's life: releases the client IP's slot on drop.
-    let Some(_permit) = worker.clients.admit(peer.ip()) else {
-        debug!("connection refused conn={conn} peer={peer} reason=max_connections_per_ip");
-        return;
-    };
     // The handshake's state is large and short-lived: box it so that an
     // idle connection's future only holds the session.
     let Some(tls) = Box::pin(handshake(tcp, conn, peer, &worker)).await else {
