@@ -38,14 +38,7 @@ fn picks(c: &mut Criterion) {
     // Some load in flight, so least-connections and P2C compare real numbers.
     let _held: Vec<_> =
         (0..BACKENDS).flat_map(|i| (0..i % 3).map(move |_| i)).map(|i| snap.load().begin(BackendId(i))).collect();
-    let kinds = [
-        StrategyKind::RoundRobin,
-        StrategyKind::WeightedRoundRobin,
-        StrategyKind::LeastConnections,
-        StrategyKind::PowerOfTwoChoices,
-        StrategyKind::Maglev,
-        StrategyKind::Sticky,
-    ];
+    let kinds = StrategyKind::ALL;
     let mut group = c.benchmark_group("pick");
     for kind in kinds {
         let up = UpstreamSettings { strategy: kind, ..UpstreamSettings::default() };

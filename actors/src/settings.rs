@@ -346,6 +346,18 @@ pub enum StrategyKind {
     Sticky,
 }
 
+impl StrategyKind {
+    /// Every strategy, in declaration order (tests and benchmarks cover each).
+    pub const ALL: [StrategyKind; 6] = [
+        StrategyKind::RoundRobin,
+        StrategyKind::WeightedRoundRobin,
+        StrategyKind::LeastConnections,
+        StrategyKind::PowerOfTwoChoices,
+        StrategyKind::Maglev,
+        StrategyKind::Sticky,
+    ];
+}
+
 /// Where a request's consistent-hashing key comes from: `"client_ip"`,
 /// `"path"`, `"header:NAME"` or `"cookie:NAME"`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -394,14 +394,7 @@ mod tests {
 
     /// Every strategy kind, as the factory builds it.
     pub(crate) fn every_strategy() -> Vec<Box<dyn Strategy>> {
-        let kinds = [
-            StrategyKind::RoundRobin,
-            StrategyKind::WeightedRoundRobin,
-            StrategyKind::LeastConnections,
-            StrategyKind::PowerOfTwoChoices,
-            StrategyKind::Maglev,
-            StrategyKind::Sticky,
-        ];
+        let kinds = StrategyKind::ALL;
         let up = UpstreamSettings::default();
         kinds
             .iter()
