@@ -19,7 +19,10 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -27,6 +30,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
 use log::{Level, debug, info, log_enabled};
+use rustls::server::{ServerConfig, ServerConnection};
 
 use crate::actors::balancer::PickError;
 use crate::balance::load::RetryToken;
@@ -38,6 +42,7 @@ use crate::http1::{
 use crate::io::{Buf, RelayError, flush_out, relay_body};
 use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
+use crate::tls::hello::{Alert, HelloScan, Verdict};
 use crate::worker::Worker;
 
 /// Log target of the access log: one line per request.
@@ -45,6 +50,12 @@ pub const ACCESS_LOG_TARGET: &str = "terminus::access";
 /// Bytes read from an idle connection before a pooled buffer is taken:
 /// the first read of a new request lands here, on the session's own stack.
 const IDLE_READ: usize = 512;
+/// Read size while the ClientHello arrives (most fit in one read).
+const HELLO_READ: usize = 2048;
+/// How long a failed handshake's connection keeps draining input so that
+/// the client reads the alert before the close, and how much it drains.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
 /// Trailer section limit of chunked bodies.
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// How long to wait for a backend's `100 Continue` before sending the body anyway.
@@ -100,27 +111,157 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
     // it (a moved-in value keeps its own slot in a future's layout).
-    let mut session = Box::new(Session::new(conn, peer, tls, worker));
-    session.identity = client_identity(&session.client, &session.worker);
+    let mut session = Box::new(Session::new(conn, peer, Client(tls), worker));
+    session.identity = client_identity(&session.client.0, &session.worker);
     session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
 
 async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker) -> Option<TlsStream<TcpStream>> {
-    let acceptor = TlsAcceptor::from(worker.tls.borrow().clone());
+    let config = worker.tls.borrow().clone();
     let limit = worker.settings.listener.handshake_timeout;
-    match runtime::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Some(tls),
-        Ok(Err(e)) => {
-            worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::of(&e)));
-            debug!("tls handshake failed conn={conn} peer={peer} error={e}");
-            None
-        }
+    let failed = match runtime::timeout(limit, accept(tcp, config)).await {
+        Ok(Ok(tls)) => return Some(tls),
+        Ok(Err(failed)) => failed,
         Err(_) => {
             worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::Timeout));
             debug!("tls handshake timed out conn={conn} peer={peer}");
-            None
+            return None;
         }
+    };
+    worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::of(&failed.error)));
+    debug!("tls handshake failed conn={conn} peer={peer} error={}", failed.error);
+    if let Some(tcp) = failed.tcp {
+        linger(tcp).await;
+    }
+    None
+}
+
+/// A failed handshake, with the socket when Terminus wrote the alert itself.
+/// (After the ClientHello, rustls writes its alerts, and for the errors it
+/// sends none for, an immediate close tells the client soonest.)
+struct HandshakeFailed {
+    error: io::Error,
+    tcp: Option<TcpStream>,
+}
+
+impl HandshakeFailed {
+    fn new(error: io::Error, tcp: Option<TcpStream>) -> Self {
+        Self { error, tcp }
+    }
+}
+
+/// Reads and checks the ClientHello's records ([`crate::tls::hello`]), hands them to a
+/// rustls connection, then lets futures-rustls complete the handshake.
+async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<TcpStream>, HandshakeFailed> {
+    let mut scan = HelloScan::new();
+    let mut bytes = Vec::with_capacity(HELLO_READ);
+    let mut chunk = [0u8; HELLO_READ];
+    loop {
+        let n = match (&tcp).read(&mut chunk).await {
+            Ok(0) => {
+                let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during its hello");
+                return Err(HandshakeFailed::new(eof, None));
+            }
+            Ok(n) => n,
+            Err(e) => return Err(HandshakeFailed::new(e, None)),
+        };
+        bytes.extend_from_slice(&chunk[..n]);
+        match scan.feed(&bytes) {
+            Verdict::NeedMore => {}
+            Verdict::Pass => break,
+            Verdict::Refuse(alert) => {
+                let _ = (&tcp).write_all(&alert.record()).await;
+                let refused = io::Error::new(io::ErrorKind::InvalidData, format!("client hello refused: {alert:?}"));
+                return Err(HandshakeFailed::new(refused, Some(tcp)));
+            }
+        }
+    }
+    let mut session = match ServerConnection::new(config.clone()) {
+        Ok(session) => session,
+        Err(e) => return Err(HandshakeFailed::new(io::Error::other(e), None)),
+    };
+    if let Err(e) = feed_tls(&mut session, &bytes) {
+        // rustls' own alert when it queued one; otherwise the one it meant
+        // (nothing is encrypted before the ClientHello is processed).
+        let mut out = Vec::new();
+        while session.wants_write() && session.write_tls(&mut out).is_ok_and(|n| n > 0) {}
+        if out.is_empty() {
+            out.extend_from_slice(&Alert::for_error(&e).record());
+        }
+        let _ = (&tcp).write_all(&out).await;
+        return Err(HandshakeFailed::new(io::Error::new(io::ErrorKind::InvalidData, e), Some(tcp)));
+    }
+    drop(bytes);
+    TlsAcceptor::from(config).accept_with(tcp, move |s| *s = session).await.map_err(|e| HandshakeFailed::new(e, None))
+}
+
+/// Hands bytes read from the socket to rustls and processes them.
+fn feed_tls(session: &mut ServerConnection, mut bytes: &[u8]) -> Result<(), rustls::Error> {
+    while !bytes.is_empty() {
+        match session.read_tls(&mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(rustls::Error::General(e.to_string())),
+        }
+        session.process_new_packets()?;
+    }
+    Ok(())
+}
+
+/// After a failed handshake: stop sending, and read and drop what the client
+/// still sends for a moment, so that closing does not reset the connection
+/// before the client has read the alert.
+async fn linger(tcp: TcpStream) {
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let drain = async {
+        let mut sink = [0u8; 1024];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match (&tcp).read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = runtime::timeout(LINGER_TIME, drain).await;
+}
+
+/// The client's TLS stream. A read also sends what rustls queued while
+/// reading (a `no_renegotiation` warning, the answer to a KeyUpdate), which
+/// would otherwise wait for the next response.
+struct Client(TlsStream<TcpStream>);
+
+impl AsyncRead for Client {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let read = Pin::new(&mut self.0).poll_read(cx, buf);
+        if self.0.get_ref().1.wants_write() {
+            // Best effort: what does not fit now leaves with the next write.
+            let _ = Pin::new(&mut self.0).poll_flush(cx);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Client {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 

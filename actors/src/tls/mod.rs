@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub mod certs;
+pub mod hello;
 pub mod policy;
 pub mod sni;
 pub mod tickets;

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use log::debug;
-use rustls::SignatureAlgorithm;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{CipherSuite, SignatureAlgorithm, SignatureScheme};
 
 /// Resolves the certificate of a handshake; `None` (no certificate for the
 /// name and no default) makes rustls abort the handshake with an alert.
@@ -74,7 +74,17 @@ fn insert(list: &mut Vec<Arc<CertifiedKey>>, key: Arc<CertifiedKey>) {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let chosen = self.choose(hello.server_name(), hello.signature_schemes());
+        // A client that can only get TLS 1.3 needs a key that signs with a
+        // TLS 1.3 scheme. rustls filters the schemes only when it signs,
+        // after the ServerHello is out, so refuse here instead.
+        let tls13_schemes: Vec<SignatureScheme>;
+        let schemes = if offers_tls12(hello.cipher_suites()) {
+            hello.signature_schemes()
+        } else {
+            tls13_schemes = hello.signature_schemes().iter().copied().filter(|s| usable_in_tls13(*s)).collect();
+            &tls13_schemes
+        };
+        let chosen = self.choose(hello.server_name(), schemes);
         if chosen.is_none() {
             debug!(
                 "tls handshake refused: no certificate server_name={} schemes={:?}",
@@ -84,6 +94,19 @@ impl ResolvesServerCert for SniResolver {
         }
         chosen
     }
+}
+
+/// Whether the client offers a TLS 1.2 cipher suite Terminus could use.
+fn offers_tls12(offered: &[CipherSuite]) -> bool {
+    rustls::crypto::aws_lc_rs::ALL_CIPHER_SUITES
+        .iter()
+        .any(|s| s.version() == &rustls::version::TLS12 && offered.contains(&s.suite()))
+}
+
+/// RFC 8446 4.2.3: no SHA-1 or older hashes, no RSA PKCS#1 v1.5, no DSA.
+fn usable_in_tls13(scheme: SignatureScheme) -> bool {
+    let [hash, sign] = u16::from(scheme).to_be_bytes();
+    hash > 3 && sign > 2
 }
 
 #[cfg(test)]
@@ -126,5 +149,30 @@ mod tests {
         }
         assert!(r.choose(Some("a.example.com"), &[SignatureScheme::RSA_PSS_SHA256]).is_none(), "no RSA key");
         assert!(SniResolver::default().choose(Some("a.example.com"), &ecdsa).is_none(), "no default");
+    }
+
+    #[test]
+    fn tls13_only_clients_need_a_tls13_signature_scheme() {
+        use SignatureScheme as S;
+        for (scheme, usable) in [
+            (S::ECDSA_NISTP256_SHA256, true),
+            (S::RSA_PSS_SHA256, true),
+            (S::ED25519, true),
+            (S::RSA_PKCS1_SHA512, false),
+            (S::RSA_PKCS1_SHA1, false),
+            (S::ECDSA_SHA1_Legacy, false),
+            (S::Unknown(0x0303), false),
+        ] {
+            assert_eq!(usable_in_tls13(scheme), usable, "{scheme:?}");
+        }
+        assert!(!offers_tls12(&[
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+        ]));
+        assert!(offers_tls12(&[
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        ]));
+        assert!(!offers_tls12(&[CipherSuite::TLS_RSA_WITH_AES_128_GCM_SHA256]), "no forward secrecy: never enabled");
     }
 }
