@@ -171,7 +171,7 @@ impl Proxy {
     /// [`Proxy::start`] with hooks (e.g. a [`Fatal`] recipient).
     pub fn start_with(settings: Settings, hooks: Hooks) -> Result<ProxyHandle, StartError> {
         settings.validate()?;
-        let tls = tls::listener_config(&settings.listener)?;
+        let tls = tls::listener_tls(&settings.listener, None)?;
         let addr = settings.listener.address;
         let socket = runtime::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
@@ -217,7 +217,7 @@ impl Proxy {
             let spec = worker::WorkerSpec {
                 index,
                 settings: settings.clone(),
-                tls: tls.clone(),
+                tls: tls.config.clone(),
                 listeners: vec![clone],
                 pool: pool.clone(),
                 snapshot: snapshot.clone(),
@@ -250,6 +250,7 @@ impl Proxy {
             worker_addrs.iter().map(|w| w.listener.clone()).collect(),
             shutdown_tx.clone(),
             metrics.clone(),
+            tls,
         );
         let control_addr =
             actors::supervisor::start_in_arbiter(&control.handle(), spec("control"), move |_| control_state);

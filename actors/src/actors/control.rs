@@ -131,6 +131,8 @@ pub struct Control {
     metrics: Arc<Metrics>,
     started_at: Instant,
     last_up: HashMap<SocketAddr, bool>,
+    /// The TLS configuration in force (its ticket key is carried into the next one).
+    tls: tls::ListenerTls,
     /// Modification time and size of the cert and key files last loaded.
     cert_stamp: Option<FileStamp>,
 }
@@ -159,10 +161,12 @@ impl Control {
         listeners: Vec<Addr<Listener>>,
         shutdown: async_channel::Sender<()>,
         metrics: Arc<Metrics>,
+        tls: tls::ListenerTls,
     ) -> Self {
         let last_up = settings.upstream.backends.iter().map(|b| (b.address, true)).collect();
         let cert_stamp = stamp(&settings);
-        Self { settings, listen, pool, listeners, shutdown, metrics, started_at: Instant::now(), last_up, cert_stamp }
+        let started_at = Instant::now();
+        Self { settings, listen, pool, listeners, shutdown, metrics, started_at, last_up, tls, cert_stamp }
     }
 
     /// Reloads the certificate when its files changed since the last load.
@@ -172,21 +176,22 @@ impl Control {
         if now.is_none() || now == self.cert_stamp {
             return;
         }
-        let listener = &self.settings.listener;
-        match tls::listener_config(listener) {
+        let settings = self.settings.clone();
+        match tls::listener_tls(&settings.listener, Some(&self.tls)) {
             Ok(config) => {
                 self.swap_tls(config);
                 self.cert_stamp = now;
-                info!("certificate reloaded after file change cert={}", listener.cert.display());
+                info!("certificate reloaded after file change cert={}", settings.listener.cert.display());
             }
             Err(e) => warn!("changed certificate not loaded, the old one keeps serving: {e}"),
         }
     }
 
-    fn swap_tls(&self, config: Arc<rustls::ServerConfig>) {
+    fn swap_tls(&mut self, tls: tls::ListenerTls) {
         for l in &self.listeners {
-            l.do_send(SetTls(config.clone()));
+            l.do_send(SetTls(tls.config.clone()));
         }
+        self.tls = tls;
     }
 }
 
@@ -215,7 +220,7 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     // Applied by the rebuilt TLS configuration; hsts and identity_header need a restart.
     (ol.ocsp, ol.session_tickets, ol.client_auth.mode, ol.client_auth.ca) = Default::default();
     (nl.ocsp, nl.session_tickets, nl.client_auth.mode, nl.client_auth.ca) = Default::default();
-    (ol.ticket_key_file, nl.ticket_key_file) = Default::default();
+    (ol.ticket_key_file, ol.ticket_key_grace, nl.ticket_key_file, nl.ticket_key_grace) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
@@ -244,7 +249,10 @@ impl Handler<ApplySettings> for Control {
 
     fn handle(&mut self, msg: ApplySettings, _: &mut Context<Self>) -> Self::Result {
         let new = msg.0;
-        let prepared = new.validate().map_err(ApplyError::from).and_then(|()| Ok(tls::listener_config(&new.listener)?));
+        let prepared = new
+            .validate()
+            .map_err(ApplyError::from)
+            .and_then(|()| Ok(tls::listener_tls(&new.listener, Some(&self.tls))?));
         // A moved listener is bound before anything changes: a busy address
         // rejects the whole reload.
         let moved = new.listener.address != self.settings.listener.address;
@@ -322,7 +330,7 @@ impl Handler<ReplaceCertificates> for Control {
     fn handle(&mut self, msg: ReplaceCertificates, _: &mut Context<Self>) -> Self::Result {
         let mut s = (*self.settings).clone();
         (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
-        let config = tls::listener_config(&s.listener)?;
+        let config = tls::listener_tls(&s.listener, Some(&self.tls))?;
         self.swap_tls(config);
         self.settings = Arc::new(s);
         self.cert_stamp = stamp(&self.settings);
@@ -387,6 +395,7 @@ mod tests {
             (|s| s.listener.tls_policy = TlsPolicy::Modern, &[]),
             (|s| s.listener.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()], &[]),
             (|s| s.listener.session_tickets = true, &[]),
+            (|s| s.listener.ticket_key_grace = std::time::Duration::ZERO, &[]),
             (|s| s.listener.ocsp = "o.der".into(), &[]),
             (|s| s.listener.certificates = vec![Default::default()], &[]),
             (|s| s.listener.client_auth.mode = ClientAuthMode::Required, &[]),

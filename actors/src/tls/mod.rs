@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
+use log::info;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 use rustls::sign::CertifiedKey;
@@ -105,10 +107,27 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// A listener's server configuration and the ticketer of its
+/// `ticket_key_file`, kept so that the next build can carry the key over.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// What new handshakes use.
+    pub config: Arc<ServerConfig>,
+    /// The ticketer in `config`, when `ticket_key_file` is set.
+    pub tickets: Option<Arc<tickets::FileTicketer>>,
+}
+
 /// Builds the listener's server configuration: the default certificate
 /// (`cert`/`key`, if set) and the SNI `certificates`, each checked (key
 /// matches, key type usable) and named in any error.
 pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(listener_tls(listener, None)?.config)
+}
+
+/// [`listener_config`] to replace `in_force`, the configuration serving
+/// now: when the ticket key file holds a new key, the key in force still
+/// decrypts tickets for `listener.ticket_key_grace`.
+pub fn listener_tls(listener: &ListenerSettings, in_force: Option<&ListenerTls>) -> Result<ListenerTls, TlsError> {
     let (provider, versions) = policy::resolve(listener).map_err(TlsError::Policy)?;
     let provider = Arc::new(provider);
     let mut resolver = SniResolver::default();
@@ -157,17 +176,26 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let mut file_tickets = None;
     if !listener.ticket_key_file.as_os_str().is_empty() {
-        let ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
+        let mut ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
             .map_err(|reason| TlsError::Key { path: listener.ticket_key_file.clone(), reason })?;
-        config.ticketer = Arc::new(ticketer);
+        if let Some(old) = in_force.and_then(|t| t.tickets.as_deref()) {
+            ticketer = old.succeeded_by(ticketer, listener.ticket_key_grace, Instant::now());
+            if ticketer.key_id() != old.key_id() {
+                info!("ticket key changed grace={}s", listener.ticket_key_grace.as_secs());
+            }
+        }
+        let ticketer = Arc::new(ticketer);
+        config.ticketer = ticketer.clone();
+        file_tickets = Some(ticketer);
     } else if listener.session_tickets {
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
             TlsError::Policy(policy::PolicyError { key: "listener.session_tickets".into(), reason: e.to_string() })
         })?;
     }
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
-    Ok(Arc::new(config))
+    Ok(ListenerTls { config: Arc::new(config), tickets: file_tickets })
 }
 
 /// Staples the DER OCSP response in `path` (empty: none) to `key`.
