@@ -104,7 +104,7 @@ pub enum StartError {
     #[error("invalid settings: {0}")]
     Settings(#[from] SettingsError),
     /// The certificate or key cannot be used.
-    #[error("{keys}: {0}", keys = tls_keys(.0))]
+    #[error("{keys}{0}", keys = .0.keys())]
     Tls(#[from] TlsError),
     /// The listen address cannot be bound.
     #[error("`listener.address`: cannot listen on {addr}: {source}")]
@@ -133,15 +133,6 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Worker(stdio::Error),
-}
-
-/// The settings keys a TLS error is about.
-fn tls_keys(e: &TlsError) -> &'static str {
-    match e {
-        TlsError::Certificate { .. } => "`listener.cert`",
-        TlsError::Key { .. } => "`listener.key`",
-        _ => "`listener.cert`, `listener.key`",
-    }
 }
 
 /// Entry point: starts proxies.

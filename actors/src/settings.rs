@@ -225,6 +225,14 @@ pub struct ClientAuthSettings {
     /// Request header carrying the verified client's subject to backends
     /// (empty: none). A client's own copy is always removed.
     pub identity_header: String,
+    /// Certificate revocation lists (PEM, or one DER CRL per file) of the
+    /// client CAs; re-read with the certificate files. A client certificate
+    /// whose serial one of them lists is refused (empty: no revocation check).
+    pub crl: Vec<PathBuf>,
+    /// With `crl` set, also accept client certificates whose issuer has no
+    /// CRL among them (unchecked). Off: such certificates are refused, so a
+    /// CRL of the wrong CA cannot silently disable revocation.
+    pub allow_issuers_without_crl: bool,
 }
 
 /// Whether clients must present a certificate (`listener.client_auth.mode`).
@@ -791,6 +799,9 @@ impl Settings {
                 "must not exceed the ticket lifetime (12h): older tickets are expired anyway",
             ));
         }
+        if let Some(i) = auth.crl.iter().position(|p| p.as_os_str().is_empty()) {
+            return Err(SettingsError::new(&format!("listener.client_auth.crl[{i}]"), "a file is required"));
+        }
         if self.redirect.enabled && ![301, 308].contains(&self.redirect.status) {
             return Err(SettingsError::new("redirect.status", format!("{} is not 301 or 308", self.redirect.status)));
         }
@@ -1108,6 +1119,7 @@ mod tests {
             ("listener.client_auth.ca", |s| s.listener.client_auth.mode = ClientAuthMode::Required),
             ("listener.client_auth.identity_header", |s| s.listener.client_auth.identity_header = "X Y".into()),
             ("listener.ticket_key_grace", |s| s.listener.ticket_key_grace = Duration::from_secs(13 * 3600)),
+            ("listener.client_auth.crl[1]", |s| s.listener.client_auth.crl = vec!["a.crl".into(), "".into()]),
             ("listener.hsts", |s| s.listener.hsts = "max-age=1\r\nX-Evil: 1".into()),
             ("redirect.status", |s| (s.redirect.enabled, s.redirect.status) = (true, 302)),
             ("listener.certificates[0].key", |s| {

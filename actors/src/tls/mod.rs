@@ -12,7 +12,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 pub mod certs;
 pub mod policy;
@@ -61,6 +61,29 @@ pub enum TlsError {
     /// The protocol policy settings cannot be applied.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    /// A certificate revocation list of `listener.client_auth.crl` cannot be used.
+    #[error("`{key}`: {path}: {reason}")]
+    Crl {
+        /// The dotted key, e.g. `listener.client_auth.crl[0]`.
+        key: String,
+        /// The CRL file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl TlsError {
+    /// The settings keys to put before the message (`` `listener.cert`: ``),
+    /// empty when the message names its key itself.
+    pub(crate) fn keys(&self) -> &'static str {
+        match self {
+            Self::Certificate { .. } => "`listener.cert`: ",
+            Self::Key { .. } => "`listener.key`: ",
+            Self::Pair { .. } => "`listener.cert`, `listener.key`: ",
+            Self::Policy(_) | Self::Crl { .. } => "",
+        }
+    }
 }
 
 /// Reads a PEM certificate chain (leaf first).
@@ -79,6 +102,36 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_owned(), reason: pem_reason(&e) })
+}
+
+/// Reads the CRLs of `listener.client_auth.crl`: per file any number of PEM
+/// `X509 CRL` blocks, or one DER CRL. Each is parsed here so that a bad one
+/// is named by its file (rustls would only say that some CRL is invalid).
+pub fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut out = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let err = |reason: String| TlsError::Crl {
+            key: format!("listener.client_auth.crl[{i}]"),
+            path: path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read CRL: {e}")))?;
+        let crls = if bytes.first() == Some(&0x30) {
+            vec![CertificateRevocationListDer::from(bytes)]
+        } else {
+            CertificateRevocationListDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err(pem_reason(&e)))?
+        };
+        if crls.is_empty() {
+            return Err(err("no CRL found (PEM `X509 CRL` or DER)".into()));
+        }
+        for crl in &crls {
+            webpki::OwnedCertRevocationList::from_der(crl.as_ref()).map_err(|e| err(format!("invalid CRL: {e}")))?;
+        }
+        out.extend(crls);
+    }
+    Ok(out)
 }
 
 fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
@@ -171,8 +224,19 @@ pub fn listener_tls(listener: &ListenerSettings, in_force: Option<&ListenerTls>)
         for ca in load_certs(&auth.ca)? {
             roots.add(ca).map_err(|e| ca_err(format!("unusable CA certificate: {e}")))?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-        let verifier = if auth.mode == ClientAuthMode::Optional { verifier.allow_unauthenticated() } else { verifier };
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        if auth.mode == ClientAuthMode::Optional {
+            verifier = verifier.allow_unauthenticated();
+        }
+        if !auth.crl.is_empty() {
+            // Only the client's own certificate is looked up: intermediates
+            // would each need their issuer's CRL. An outdated CRL (past its
+            // nextUpdate) still counts rather than refusing every client.
+            verifier = verifier.with_crls(load_crls(&auth.crl)?).only_check_end_entity_revocation();
+            if auth.allow_issuers_without_crl {
+                verifier = verifier.allow_unknown_revocation_status();
+            }
+        }
         builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
