@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Backend, TestProxy, TlsClient, client_config, client_config_tls12};
+use std::time::Duration;
+
+use common::{Backend, TestProxy, TlsClient, client_config, client_config_tls12, wait_until};
 use rustls::{CipherSuite, ProtocolVersion};
 use terminus_actors::settings::TlsPolicy;
 
@@ -116,4 +118,42 @@ fn instances_sharing_a_ticket_key_file_resume_each_others_sessions() {
     let err = terminus_actors::tls::listener_config(&listener).expect_err("short key").to_string();
     assert!(err.contains("ticket.key") && err.contains("at least 32"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tickets_issued_before_the_key_file_changed_resume_during_the_grace_period() {
+    let backend = Backend::start("b");
+    for (grace, resumes) in [(Duration::from_secs(3600), true), (Duration::ZERO, false)] {
+        let dir = common::fresh_temp_dir("terminus-ticket-grace");
+        let key = dir.join("ticket.key");
+        std::fs::write(&key, [1u8; 48]).expect("write key");
+        let proxy = TestProxy::start_with(&[backend.addr()], |s| {
+            s.listener.ticket_key_file = key.clone();
+            s.listener.ticket_key_grace = grace;
+            s.listener.cert_watch_interval = Duration::from_millis(50);
+        });
+        let connect = |cfg| {
+            let mut conn = TlsClient::connect(proxy.addr(), cfg).expect("handshake");
+            conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+            assert_eq!(conn.read_response(false).expect("response").status, 200);
+            conn.resumed()
+        };
+        // The certificate changes with the key, so that a client trusting
+        // only the new CA tells when the files were reloaded; the ticket
+        // client accepts any certificate.
+        let cfg = common::insecure_client_config();
+        assert!(!connect(cfg.clone()), "full handshake, tickets under the first key");
+        std::fs::write(&key, [2u8; 48]).expect("rewrite key");
+        let next = common::test_certs();
+        std::fs::copy(&next.key_path, &proxy.certs.key_path).expect("copy key");
+        std::fs::copy(&next.cert_path, &proxy.certs.cert_path).expect("copy cert");
+        let next_tls = client_config(&next.ca_der);
+        assert!(
+            wait_until(Duration::from_secs(5), || TlsClient::connect(proxy.addr(), next_tls.clone()).is_ok()),
+            "the changed files were not picked up"
+        );
+        assert_eq!(connect(cfg.clone()), resumes, "a ticket from before the change, grace={grace:?}");
+        assert!(connect(cfg), "a ticket under the new key resumes");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -104,7 +104,7 @@ pub enum StartError {
     #[error("invalid settings: {0}")]
     Settings(#[from] SettingsError),
     /// The certificate or key cannot be used.
-    #[error("{keys}: {0}", keys = tls_keys(.0))]
+    #[error("{keys}{0}", keys = .0.keys())]
     Tls(#[from] TlsError),
     /// The listen address cannot be bound.
     #[error("`listener.address`: cannot listen on {addr}: {source}")]
@@ -135,15 +135,6 @@ pub enum StartError {
     Worker(stdio::Error),
 }
 
-/// The settings keys a TLS error is about.
-fn tls_keys(e: &TlsError) -> &'static str {
-    match e {
-        TlsError::Certificate { .. } => "`listener.cert`",
-        TlsError::Key { .. } => "`listener.key`",
-        _ => "`listener.cert`, `listener.key`",
-    }
-}
-
 /// Entry point: starts proxies.
 #[derive(Debug)]
 pub struct Proxy;
@@ -171,7 +162,7 @@ impl Proxy {
     /// [`Proxy::start`] with hooks (e.g. a [`Fatal`] recipient).
     pub fn start_with(settings: Settings, hooks: Hooks) -> Result<ProxyHandle, StartError> {
         settings.validate()?;
-        let tls = tls::listener_config(&settings.listener)?;
+        let tls = tls::listener_tls(&settings.listener, None)?;
         let addr = settings.listener.address;
         let socket = runtime::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
@@ -217,7 +208,7 @@ impl Proxy {
             let spec = worker::WorkerSpec {
                 index,
                 settings: settings.clone(),
-                tls: tls.clone(),
+                tls: tls.config.clone(),
                 listeners: vec![clone],
                 pool: pool.clone(),
                 snapshot: snapshot.clone(),
@@ -250,6 +241,7 @@ impl Proxy {
             worker_addrs.iter().map(|w| w.listener.clone()).collect(),
             shutdown_tx.clone(),
             metrics.clone(),
+            tls,
         );
         let control_addr =
             actors::supervisor::start_in_arbiter(&control.handle(), spec("control"), move |_| control_state);

@@ -23,6 +23,10 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default deadline for each read of a request body from the client.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time the previous ticket key still decrypts after
+/// `listener.ticket_key_file` changed: the ticket lifetime, so every ticket
+/// issued before the change resumes until it would expire anyway.
+pub const DEFAULT_TICKET_KEY_GRACE: Duration = crate::tls::tickets::LIFETIME;
 /// Default cap on concurrent client connections per worker.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default limit on a request or response head, in bytes (431 above it).
@@ -200,6 +204,12 @@ pub struct ListenerSettings {
     /// File whose contents (at least 32 bytes) key the session tickets, so
     /// instances sharing it accept each other's tickets; implies tickets.
     pub ticket_key_file: PathBuf,
+    /// How long after `ticket_key_file` changed the previous key still
+    /// decrypts tickets (never encrypts); zero: old tickets fall back to a
+    /// full handshake at once (e.g. after a key leak). At most the ticket
+    /// lifetime (12 h).
+    #[serde(deserialize_with = "duration")]
+    pub ticket_key_grace: Duration,
     /// Client-certificate authentication (`[listener.client_auth]`).
     pub client_auth: ClientAuthSettings,
 }
@@ -215,6 +225,14 @@ pub struct ClientAuthSettings {
     /// Request header carrying the verified client's subject to backends
     /// (empty: none). A client's own copy is always removed.
     pub identity_header: String,
+    /// Certificate revocation lists (PEM, or one DER CRL per file) of the
+    /// client CAs; re-read with the certificate files. A client certificate
+    /// whose serial one of them lists is refused (empty: no revocation check).
+    pub crl: Vec<PathBuf>,
+    /// With `crl` set, also accept client certificates whose issuer has no
+    /// CRL among them (unchecked). Off: such certificates are refused, so a
+    /// CRL of the wrong CA cannot silently disable revocation.
+    pub allow_issuers_without_crl: bool,
 }
 
 /// Whether clients must present a certificate (`listener.client_auth.mode`).
@@ -279,6 +297,7 @@ impl Default for ListenerSettings {
             ocsp: PathBuf::new(),
             session_tickets: false,
             ticket_key_file: PathBuf::new(),
+            ticket_key_grace: DEFAULT_TICKET_KEY_GRACE,
             client_auth: ClientAuthSettings::default(),
         }
     }
@@ -774,6 +793,15 @@ impl Settings {
         if !auth.identity_header.is_empty() && !auth.identity_header.bytes().all(crate::http1::is_tchar) {
             return Err(SettingsError::new("listener.client_auth.identity_header", "must be a header name"));
         }
+        if self.listener.ticket_key_grace > crate::tls::tickets::LIFETIME {
+            return Err(SettingsError::new(
+                "listener.ticket_key_grace",
+                "must not exceed the ticket lifetime (12h): older tickets are expired anyway",
+            ));
+        }
+        if let Some(i) = auth.crl.iter().position(|p| p.as_os_str().is_empty()) {
+            return Err(SettingsError::new(&format!("listener.client_auth.crl[{i}]"), "a file is required"));
+        }
         if self.redirect.enabled && ![301, 308].contains(&self.redirect.status) {
             return Err(SettingsError::new("redirect.status", format!("{} is not 301 or 308", self.redirect.status)));
         }
@@ -1090,6 +1118,8 @@ mod tests {
             ("upstream.backends", |s| s.upstream.backends.clear()),
             ("listener.client_auth.ca", |s| s.listener.client_auth.mode = ClientAuthMode::Required),
             ("listener.client_auth.identity_header", |s| s.listener.client_auth.identity_header = "X Y".into()),
+            ("listener.ticket_key_grace", |s| s.listener.ticket_key_grace = Duration::from_secs(13 * 3600)),
+            ("listener.client_auth.crl[1]", |s| s.listener.client_auth.crl = vec!["a.crl".into(), "".into()]),
             ("listener.hsts", |s| s.listener.hsts = "max-age=1\r\nX-Evil: 1".into()),
             ("redirect.status", |s| (s.redirect.enabled, s.redirect.status) = (true, 302)),
             ("listener.certificates[0].key", |s| {

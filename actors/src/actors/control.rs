@@ -25,7 +25,7 @@ use crate::actors::listener::{Listener, SetSockets, SetTls};
 use crate::actors::pool_control::{AddBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight};
 use crate::metrics::{Event, Metrics, Totals};
 use crate::runtime;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{ClientAuthMode, Settings, SettingsError};
 use crate::tls::{self, TlsError};
 
 /// Why new settings were not applied. The old ones keep serving.
@@ -36,7 +36,7 @@ pub enum ApplyError {
     #[error("invalid settings: {0}")]
     Settings(#[from] SettingsError),
     /// The certificate or key cannot be used.
-    #[error("`listener.cert`, `listener.key`: {0}")]
+    #[error("{keys}{0}", keys = .0.keys())]
     Tls(#[from] TlsError),
     /// The pool refused a change (the changes before it were applied).
     #[error("backend change refused: {0}")]
@@ -131,20 +131,27 @@ pub struct Control {
     metrics: Arc<Metrics>,
     started_at: Instant,
     last_up: HashMap<SocketAddr, bool>,
-    /// Modification time and size of the cert and key files last loaded.
+    /// The TLS configuration in force (its ticket key is carried into the next one).
+    tls: tls::ListenerTls,
+    /// Modification time and size of the files last loaded (certificates,
+    /// keys, OCSP responses, ticket key, client CAs and CRLs).
     cert_stamp: Option<FileStamp>,
 }
 
-/// What identifies a version of the certificate and key files.
+/// What identifies a version of the files the TLS configuration is built from.
 type FileStamp = Vec<(SystemTime, u64)>;
 
 fn stamp(settings: &Settings) -> Option<FileStamp> {
     let one = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
     let l = &settings.listener;
     let sni = l.certificates.iter().flat_map(|c| [&c.cert, &c.key, &c.ocsp]);
+    // The client CAs and CRLs are read only when client certificates are asked for.
+    let auth = &l.client_auth;
+    let client = (auth.mode != ClientAuthMode::Off).then(|| std::iter::once(&auth.ca).chain(&auth.crl));
     [&l.cert, &l.key, &l.ocsp, &l.ticket_key_file]
         .into_iter()
         .chain(sni)
+        .chain(client.into_iter().flatten())
         .filter(|p| !p.as_os_str().is_empty())
         .map(|p| one(p))
         .collect()
@@ -159,10 +166,12 @@ impl Control {
         listeners: Vec<Addr<Listener>>,
         shutdown: async_channel::Sender<()>,
         metrics: Arc<Metrics>,
+        tls: tls::ListenerTls,
     ) -> Self {
         let last_up = settings.upstream.backends.iter().map(|b| (b.address, true)).collect();
         let cert_stamp = stamp(&settings);
-        Self { settings, listen, pool, listeners, shutdown, metrics, started_at: Instant::now(), last_up, cert_stamp }
+        let started_at = Instant::now();
+        Self { settings, listen, pool, listeners, shutdown, metrics, started_at, last_up, tls, cert_stamp }
     }
 
     /// Reloads the certificate when its files changed since the last load.
@@ -172,21 +181,22 @@ impl Control {
         if now.is_none() || now == self.cert_stamp {
             return;
         }
-        let listener = &self.settings.listener;
-        match tls::listener_config(listener) {
+        let settings = self.settings.clone();
+        match tls::listener_tls(&settings.listener, Some(&self.tls)) {
             Ok(config) => {
                 self.swap_tls(config);
                 self.cert_stamp = now;
-                info!("certificate reloaded after file change cert={}", listener.cert.display());
+                info!("certificate reloaded after file change cert={}", settings.listener.cert.display());
             }
             Err(e) => warn!("changed certificate not loaded, the old one keeps serving: {e}"),
         }
     }
 
-    fn swap_tls(&self, config: Arc<rustls::ServerConfig>) {
+    fn swap_tls(&mut self, tls: tls::ListenerTls) {
         for l in &self.listeners {
-            l.do_send(SetTls(config.clone()));
+            l.do_send(SetTls(tls.config.clone()));
         }
+        self.tls = tls;
     }
 }
 
@@ -215,7 +225,9 @@ fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
     // Applied by the rebuilt TLS configuration; hsts and identity_header need a restart.
     (ol.ocsp, ol.session_tickets, ol.client_auth.mode, ol.client_auth.ca) = Default::default();
     (nl.ocsp, nl.session_tickets, nl.client_auth.mode, nl.client_auth.ca) = Default::default();
-    (ol.ticket_key_file, nl.ticket_key_file) = Default::default();
+    (ol.client_auth.crl, ol.client_auth.allow_issuers_without_crl) = Default::default();
+    (nl.client_auth.crl, nl.client_auth.allow_issuers_without_crl) = Default::default();
+    (ol.ticket_key_file, ol.ticket_key_grace, nl.ticket_key_file, nl.ticket_key_grace) = Default::default();
     (ol.cert_watch_interval, nl.cert_watch_interval) = Default::default();
     (ol.address, nl.address) = (old.listener.address, old.listener.address);
     let (mut ou, mut nu) = (old.upstream.clone(), new.upstream.clone());
@@ -244,7 +256,10 @@ impl Handler<ApplySettings> for Control {
 
     fn handle(&mut self, msg: ApplySettings, _: &mut Context<Self>) -> Self::Result {
         let new = msg.0;
-        let prepared = new.validate().map_err(ApplyError::from).and_then(|()| Ok(tls::listener_config(&new.listener)?));
+        let prepared = new
+            .validate()
+            .map_err(ApplyError::from)
+            .and_then(|()| Ok(tls::listener_tls(&new.listener, Some(&self.tls))?));
         // A moved listener is bound before anything changes: a busy address
         // rejects the whole reload.
         let moved = new.listener.address != self.settings.listener.address;
@@ -322,7 +337,7 @@ impl Handler<ReplaceCertificates> for Control {
     fn handle(&mut self, msg: ReplaceCertificates, _: &mut Context<Self>) -> Self::Result {
         let mut s = (*self.settings).clone();
         (s.listener.cert, s.listener.key) = (msg.cert, msg.key);
-        let config = tls::listener_config(&s.listener)?;
+        let config = tls::listener_tls(&s.listener, Some(&self.tls))?;
         self.swap_tls(config);
         self.settings = Arc::new(s);
         self.cert_stamp = stamp(&self.settings);
@@ -378,7 +393,7 @@ impl Handler<SnapshotPublished> for Control {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{ClientAuthMode, TlsPolicy};
+    use crate::settings::TlsPolicy;
 
     #[test]
     fn tls_settings_apply_on_reload_and_the_rest_needs_a_restart() {
@@ -387,9 +402,12 @@ mod tests {
             (|s| s.listener.tls_policy = TlsPolicy::Modern, &[]),
             (|s| s.listener.cipher_suites = vec!["TLS13_AES_128_GCM_SHA256".into()], &[]),
             (|s| s.listener.session_tickets = true, &[]),
+            (|s| s.listener.ticket_key_grace = std::time::Duration::ZERO, &[]),
             (|s| s.listener.ocsp = "o.der".into(), &[]),
             (|s| s.listener.certificates = vec![Default::default()], &[]),
             (|s| s.listener.client_auth.mode = ClientAuthMode::Required, &[]),
+            (|s| s.listener.client_auth.crl = vec!["c.crl".into()], &[]),
+            (|s| s.listener.client_auth.allow_issuers_without_crl = true, &[]),
             (|s| s.listener.hsts = "max-age=1".into(), &["listener"]),
             (|s| s.listener.client_auth.identity_header = "X-Id".into(), &["listener"]),
             (|s| s.redirect.enabled = true, &["redirect"]),

@@ -5,12 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
+use log::info;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 pub mod certs;
 pub mod hello;
@@ -60,6 +62,29 @@ pub enum TlsError {
     /// The protocol policy settings cannot be applied.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    /// A certificate revocation list of `listener.client_auth.crl` cannot be used.
+    #[error("`{key}`: {path}: {reason}")]
+    Crl {
+        /// The dotted key, e.g. `listener.client_auth.crl[0]`.
+        key: String,
+        /// The CRL file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl TlsError {
+    /// The settings keys to put before the message (`` `listener.cert`: ``),
+    /// empty when the message names its key itself.
+    pub(crate) fn keys(&self) -> &'static str {
+        match self {
+            Self::Certificate { .. } => "`listener.cert`: ",
+            Self::Key { .. } => "`listener.key`: ",
+            Self::Pair { .. } => "`listener.cert`, `listener.key`: ",
+            Self::Policy(_) | Self::Crl { .. } => "",
+        }
+    }
 }
 
 /// Reads a PEM certificate chain (leaf first).
@@ -78,6 +103,36 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_owned(), reason: pem_reason(&e) })
+}
+
+/// Reads the CRLs of `listener.client_auth.crl`: per file any number of PEM
+/// `X509 CRL` blocks, or one DER CRL. Each is parsed here so that a bad one
+/// is named by its file (rustls would only say that some CRL is invalid).
+pub fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut out = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let err = |reason: String| TlsError::Crl {
+            key: format!("listener.client_auth.crl[{i}]"),
+            path: path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read CRL: {e}")))?;
+        let crls = if bytes.first() == Some(&0x30) {
+            vec![CertificateRevocationListDer::from(bytes)]
+        } else {
+            CertificateRevocationListDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err(pem_reason(&e)))?
+        };
+        if crls.is_empty() {
+            return Err(err("no CRL found (PEM `X509 CRL` or DER)".into()));
+        }
+        for crl in &crls {
+            webpki::OwnedCertRevocationList::from_der(crl.as_ref()).map_err(|e| err(format!("invalid CRL: {e}")))?;
+        }
+        out.extend(crls);
+    }
+    Ok(out)
 }
 
 fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
@@ -106,10 +161,27 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// A listener's server configuration and the ticketer of its
+/// `ticket_key_file`, kept so that the next build can carry the key over.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// What new handshakes use.
+    pub config: Arc<ServerConfig>,
+    /// The ticketer in `config`, when `ticket_key_file` is set.
+    pub tickets: Option<Arc<tickets::FileTicketer>>,
+}
+
 /// Builds the listener's server configuration: the default certificate
 /// (`cert`/`key`, if set) and the SNI `certificates`, each checked (key
 /// matches, key type usable) and named in any error.
 pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(listener_tls(listener, None)?.config)
+}
+
+/// [`listener_config`] to replace `in_force`, the configuration serving
+/// now: when the ticket key file holds a new key, the key in force still
+/// decrypts tickets for `listener.ticket_key_grace`.
+pub fn listener_tls(listener: &ListenerSettings, in_force: Option<&ListenerTls>) -> Result<ListenerTls, TlsError> {
     let (provider, versions) = policy::resolve(listener).map_err(TlsError::Policy)?;
     let provider = Arc::new(provider);
     let mut resolver = SniResolver::default();
@@ -153,22 +225,42 @@ pub fn listener_config(listener: &ListenerSettings) -> Result<Arc<ServerConfig>,
         for ca in load_certs(&auth.ca)? {
             roots.add(ca).map_err(|e| ca_err(format!("unusable CA certificate: {e}")))?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-        let verifier = if auth.mode == ClientAuthMode::Optional { verifier.allow_unauthenticated() } else { verifier };
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        if auth.mode == ClientAuthMode::Optional {
+            verifier = verifier.allow_unauthenticated();
+        }
+        if !auth.crl.is_empty() {
+            // Only the client's own certificate is looked up: intermediates
+            // would each need their issuer's CRL. An outdated CRL (past its
+            // nextUpdate) still counts rather than refusing every client.
+            verifier = verifier.with_crls(load_crls(&auth.crl)?).only_check_end_entity_revocation();
+            if auth.allow_issuers_without_crl {
+                verifier = verifier.allow_unknown_revocation_status();
+            }
+        }
         builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let mut file_tickets = None;
     if !listener.ticket_key_file.as_os_str().is_empty() {
-        let ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
+        let mut ticketer = tickets::FileTicketer::from_file(&listener.ticket_key_file)
             .map_err(|reason| TlsError::Key { path: listener.ticket_key_file.clone(), reason })?;
-        config.ticketer = Arc::new(ticketer);
+        if let Some(old) = in_force.and_then(|t| t.tickets.as_deref()) {
+            ticketer = old.succeeded_by(ticketer, listener.ticket_key_grace, Instant::now());
+            if ticketer.key_id() != old.key_id() {
+                info!("ticket key changed grace={}s", listener.ticket_key_grace.as_secs());
+            }
+        }
+        let ticketer = Arc::new(ticketer);
+        config.ticketer = ticketer.clone();
+        file_tickets = Some(ticketer);
     } else if listener.session_tickets {
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
             TlsError::Policy(policy::PolicyError { key: "listener.session_tickets".into(), reason: e.to_string() })
         })?;
     }
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
-    Ok(Arc::new(config))
+    Ok(ListenerTls { config: Arc::new(config), tickets: file_tickets })
 }
 
 /// Staples the DER OCSP response in `path` (empty: none) to `key`.
