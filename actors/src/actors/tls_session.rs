@@ -153,12 +153,12 @@ impl HandshakeFailed {
 
 /// Reads and checks the ClientHello's records ([`crate::tls::hello`]), hands them to a
 /// rustls connection, then lets futures-rustls complete the handshake.
-async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<TcpStream>, HandshakeFailed> {
+async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<TcpStream>, HandshakeFailed> {
     let mut scan = HelloScan::new();
     let mut bytes = Vec::with_capacity(HELLO_READ);
     let mut chunk = [0u8; HELLO_READ];
     loop {
-        let n = match (&tcp).read(&mut chunk).await {
+        let n = match tcp.read(&mut chunk).await {
             Ok(0) => {
                 let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during its hello");
                 return Err(HandshakeFailed::new(eof, None));
@@ -171,7 +171,7 @@ async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<T
             Verdict::NeedMore => {}
             Verdict::Pass => break,
             Verdict::Refuse(alert) => {
-                let _ = (&tcp).write_all(&alert.record()).await;
+                let _ = tcp.write_all(&alert.record()).await;
                 let refused = io::Error::new(io::ErrorKind::InvalidData, format!("client hello refused: {alert:?}"));
                 return Err(HandshakeFailed::new(refused, Some(tcp)));
             }
@@ -189,7 +189,7 @@ async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<T
         if out.is_empty() {
             out.extend_from_slice(&Alert::for_error(&e).record());
         }
-        let _ = (&tcp).write_all(&out).await;
+        let _ = tcp.write_all(&out).await;
         return Err(HandshakeFailed::new(io::Error::new(io::ErrorKind::InvalidData, e), Some(tcp)));
     }
     drop(bytes);
@@ -212,13 +212,13 @@ fn feed_tls(session: &mut ServerConnection, mut bytes: &[u8]) -> Result<(), rust
 /// After a failed handshake: stop sending, and read and drop what the client
 /// still sends for a moment, so that closing does not reset the connection
 /// before the client has read the alert.
-async fn linger(tcp: TcpStream) {
+async fn linger(mut tcp: TcpStream) {
     let _ = tcp.shutdown(std::net::Shutdown::Write);
     let drain = async {
         let mut sink = [0u8; 1024];
         let mut left = LINGER_BYTES;
         while left > 0 {
-            match (&tcp).read(&mut sink).await {
+            match tcp.read(&mut sink).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => left = left.saturating_sub(n),
             }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Where a keep-alive request's cost goes, for Terminus and nginx as TLS
+# proxies in front of the same two nginx backends (configs from the shared
+# harness, ../shared/bench/lib/servers.sh). For each proxy, one h2load run
+# (bounded by DURATION) measures:
+#   - proxy CPU per request (utime+stime from /proc, all its processes), in us;
+#   - syscalls per request by name, with `strace -c -f` attached for a second
+#     run (strace slows the proxy: use these as counts, not as times).
+# With PERF=1, `perf record` of Terminus during a third run, report in $OUT.
+#
+#   bench/profile.sh                    # terminus and nginx, 1 worker
+#   PROXIES=terminus DURATION=5 bench/profile.sh
+#
+# Needs: nginx, h2load (nghttp2-client), strace; perf for PERF=1.
+# Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SHARED=${SHARED:-$ROOT/../shared/bench}
+OUT=${OUT:-/tmp/terminus-profile}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+PROXIES=${PROXIES:-terminus nginx}
+BASE=${BASE_PORT:-18600}
+B1=127.0.0.1:$((BASE + 1)) B2=127.0.0.1:$((BASE + 2)) PORT=$((BASE + 10))
+MAXCONN=4096
+TMP=$OUT/run
+export B1 B2 MAXCONN TMP
+rm -rf "$TMP"; mkdir -p "$TMP/www"
+head -c 1048576 /dev/zero > "$TMP/www/1m"
+"$SHARED/certs.sh" "$OUT/certs" >/dev/null
+CERT_FILE=$OUT/certs/ecdsa.crt KEY_FILE=$OUT/certs/ecdsa.key
+# shellcheck source=/dev/null
+source "$SHARED/lib/servers.sh"
+cargo build --release --bin terminus -q
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+spawn() {  # spawn DIR CMD... : runs in its own session; prints the session id
+  setsid "${@:2}" >"$1/out.log" 2>&1 &
+  PIDS+=($!)
+  echo $!
+}
+wait_port() {
+  for _ in $(seq 100); do curl -sk --max-time 1 -o /dev/null "$1" && return; sleep 0.1; done
+  echo "profile.sh: $1 did not come up" >&2; exit 1
+}
+cpu_ticks() {  # total utime+stime ticks of every process in session $1
+  local t=0 f
+  for f in $(pgrep -s "$1"); do
+    f=$(cut -d' ' -f14,15 "/proc/$f/stat" 2>/dev/null) || continue
+    t=$((t + ${f% *} + ${f#* }))
+  done
+  echo $t
+}
+load() {  # load -> completed requests
+  h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" --connect-to "127.0.0.1:$PORT" \
+    "https://localhost:$PORT/" 2>&1 | awk '/^requests:/ {print $8}'
+}
+
+for b in be1:$B1:b1 be2:$B2:b2; do
+  IFS=: read -r name _ port id <<<"$b"
+  mkdir -p "$TMP/$name"; conf_backend "$TMP/$name" "$port" "$id" > "$TMP/$name/nginx.conf"
+  spawn "$TMP/$name" nginx -e stderr -p "$TMP/$name" -c "$TMP/$name/nginx.conf" >/dev/null
+  wait_port "http://127.0.0.1:$port/"
+done
+
+HZ=$(getconf CLK_TCK)
+printf '%-9s %10s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "syscalls/req" "by name (per request)"
+for p in $PROXIES; do
+  dir=$TMP/$p; mkdir -p "$dir"
+  case $p in
+    terminus) sid=$(spawn "$dir" "$ROOT/target/release/terminus" --listen "127.0.0.1:$PORT" --backend "$B1" \
+                --backend "$B2" --cert "$CERT_FILE" --key "$KEY_FILE" --workers 1) ;;
+    nginx) conf_nginx "$dir" "$PORT" 1 > "$dir/nginx.conf"
+           sid=$(spawn "$dir" nginx -e stderr -p "$dir" -c "$dir/nginx.conf") ;;
+    *) echo "unknown proxy $p" >&2; exit 2 ;;
+  esac
+  wait_port "https://127.0.0.1:$PORT/"
+  before=$(cpu_ticks "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  # The worker(s): every process of the session but nginx's master.
+  targets=$(pgrep -s "$sid" | while read -r q; do grep -q "master process" "/proc/$q/cmdline" 2>/dev/null || echo "-p $q"; done)
+  # shellcheck disable=SC2086
+  strace -c -f -o "$dir/strace.txt" $targets & st=$!
+  sleep 1; reqs2=$(load); kill -INT $st; wait $st 2>/dev/null || true
+  by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
+  total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
+  printf '%-9s %10.0f %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$total" "$by"
+  if [[ ${PERF:-0} == 1 && $p == terminus ]]; then
+    perf record -g -o "$dir/perf.data" -p "$(pgrep -s "$sid" | head -1)" -- sleep "$DURATION" >/dev/null 2>&1 & pf=$!
+    load >/dev/null; wait $pf || true
+    perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | head -80 > "$dir/perf.txt"
+    echo "  perf report: $dir/perf.txt"
+  fi
+  kill -- "-$sid"; sleep 0.5
+done
