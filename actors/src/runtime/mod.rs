@@ -1,13 +1,16 @@
-//! The runtime seam: the only module that names async-std, async-io, tokio's
+//! The runtime seam: the only module that names async-io, epoll, tokio's
 //! local task set and the worker threads.
 //!
-//! Terminus drives its sockets with async-io (async-std's and smol's reactor) and its
-//! actors with actix. The measured layout (see `docs/architecture.md`) is one
-//! thread per worker that runs `async_io::block_on` over a tokio `LocalSet`:
-//! the thread drives the async-io reactor itself, so readiness events never
-//! cross threads, while actix actors spawn onto the `LocalSet`. Swapping the
-//! runtime (async-std is discontinued upstream; smol is its successor) means
-//! changing this file only.
+//! Terminus drives its sockets with async-io (the reactor of async-std and of
+//! its successor smol; async-std itself, discontinued upstream, is no longer
+//! used) and its actors with actix. The measured layout (see
+//! `docs/architecture.md`) is one thread per worker that runs
+//! `async_io::block_on` over a tokio `LocalSet`: the thread drives the
+//! reactor itself, so readiness events never cross threads, while actix
+//! actors spawn onto the `LocalSet`. A worker's connections are registered
+//! edge-triggered in an epoll instance of the worker's own ([`edge`]), whose
+//! descriptor is one source on the async-io reactor. Swapping the runtime
+//! means changing this module only.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -21,74 +24,120 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite, ready};
 
-/// A TCP connection on the async-io reactor.
+mod edge;
+
+/// A TCP connection.
+///
+/// On a worker thread it is registered once, edge-triggered, in the
+/// worker's own epoll instance ([`edge`]); elsewhere (admin, health checks
+/// on other threads) it is an async-io source.
 ///
 /// A read that returned less than asked for drained the socket, so the next
 /// read waits for readiness before calling `recv`: trying first would only
-/// return `EAGAIN` (one wasted syscall per request and direction, measured:
-/// 4.5 `recvfrom` per proxied request, 2 of them `EAGAIN`).
+/// return `EAGAIN` (measured: 4.5 `recvfrom` per proxied request, 2 of them
+/// `EAGAIN`, before this).
 #[derive(Debug)]
-pub struct TcpStream {
-    io: Async<std::net::TcpStream>,
-    drained: bool,
+pub struct TcpStream(Stream);
+
+#[derive(Debug)]
+enum Stream {
+    // Field order matters: the socket closes (leaving the epoll instance)
+    // before its slot is freed.
+    Edge { io: std::net::TcpStream, reg: edge::Registration },
+    Async { io: Async<std::net::TcpStream>, drained: bool },
 }
 
 impl TcpStream {
-    fn new(io: Async<std::net::TcpStream>) -> Self {
-        Self { io, drained: false }
+    fn from_std(io: std::net::TcpStream) -> io::Result<Self> {
+        io.set_nonblocking(true)?;
+        Ok(Self(match edge::current() {
+            Some(reactor) => {
+                let reg = reactor.register(&io)?;
+                Stream::Edge { io, reg }
+            }
+            None => Stream::Async { io: Async::new(io)?, drained: false },
+        }))
+    }
+
+    fn std(&self) -> &std::net::TcpStream {
+        match &self.0 {
+            Stream::Edge { io, .. } => io,
+            Stream::Async { io, .. } => io.get_ref(),
+        }
     }
 
     /// Sets `TCP_NODELAY`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.io.get_ref().set_nodelay(on)
+        self.std().set_nodelay(on)
     }
 
     /// Shuts down one or both directions.
     pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        self.std().shutdown(how)
     }
 }
 
 impl AsyncRead for TcpStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         use std::io::Read;
-        let this = self.get_mut();
-        if this.drained {
-            ready!(this.io.poll_readable(cx))?;
-            this.drained = false;
-        }
-        loop {
-            match this.io.get_ref().read(buf) {
-                Ok(n) => {
-                    this.drained = n < buf.len();
-                    return Poll::Ready(Ok(n));
+        match &mut self.get_mut().0 {
+            Stream::Edge { io, reg } => {
+                let want = buf.len();
+                reg.poll_read(cx, want, || io.read(buf))
+            }
+            Stream::Async { io, drained } => {
+                if *drained {
+                    ready!(io.poll_readable(cx))?;
+                    *drained = false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(this.io.poll_readable(cx))?,
-                Err(e) => return Poll::Ready(Err(e)),
+                loop {
+                    match io.get_ref().read(buf) {
+                        Ok(n) => {
+                            *drained = n > 0 && n < buf.len();
+                            return Poll::Ready(Ok(n));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(io.poll_readable(cx))?,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
             }
         }
     }
 }
 
 impl AsyncWrite for TcpStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        use std::io::Write;
+        match &mut self.get_mut().0 {
+            Stream::Edge { io, reg } => reg.poll_write(cx, || io.write(buf)),
+            Stream::Async { io, .. } => Pin::new(io).poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        use std::io::Write;
+        match &mut self.get_mut().0 {
+            Stream::Edge { io, reg } => reg.poll_write(cx, || io.write_vectored(bufs)),
+            Stream::Async { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Stream::Edge { .. } => Poll::Ready(Ok(())),
+            Stream::Async { io, .. } => Pin::new(io).poll_flush(cx),
+        }
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Stream::Edge { io, .. } => Poll::Ready(io.shutdown(std::net::Shutdown::Write)),
+            Stream::Async { io, .. } => Pin::new(io).poll_close(cx),
+        }
     }
 }
 
@@ -101,8 +150,8 @@ pub struct TcpListener {
 impl TcpListener {
     /// Accepts one connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (io, peer) = self.io.accept().await?;
-        Ok((TcpStream::new(io), peer))
+        let (io, peer) = self.io.read_with(|l| l.accept()).await?;
+        Ok((TcpStream::from_std(io)?, peer))
     }
 }
 
@@ -164,7 +213,12 @@ where
         let _enter = handle.as_ref().map(|h| h.enter());
         let local = tokio::task::LocalSet::new();
         WHEEL.with(|w| *w.borrow_mut() = Some(Wheel::default()));
-        async_io::block_on(local.run_until(futures_lite::future::or(main(), tick())));
+        if let Err(e) = edge::install() {
+            log::warn!("worker sockets fall back to the shared reactor: {e}");
+        }
+        let root = futures_lite::future::or(main(), futures_lite::future::or(tick(), edge::dispatch()));
+        async_io::block_on(local.run_until(root));
+        edge::uninstall();
         WHEEL.with(|w| *w.borrow_mut() = None);
     })
 }
@@ -316,7 +370,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<StdTcpListener> {
 
 /// Connects to an upstream, failing with `TimedOut` after `limit`.
 pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::new(timeout(limit, Async::<std::net::TcpStream>::connect(addr)).await??);
+    let connected = timeout(limit, Async::<std::net::TcpStream>::connect(addr)).await??;
+    let stream = TcpStream::from_std(connected.into_inner()?)?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -335,7 +390,11 @@ pub async fn timeout<F: Future>(limit: Duration, fut: F) -> io::Result<F::Output
         };
         futures_lite::future::or(async { Ok(fut.await) }, expired).await
     } else {
-        async_std::future::timeout(limit, fut).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+        let expired = async {
+            async_io::Timer::after(limit).await;
+            Err(io::ErrorKind::TimedOut.into())
+        };
+        futures_lite::future::or(async { Ok(fut.await) }, expired).await
     }
 }
 
