@@ -2,8 +2,7 @@
 //! fields removed, framing normalized, and `X-Forwarded-*` / `Forwarded` /
 //! `Via` fields describing the client connection added.
 
-use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::http1::{BodyKind, FieldKind, RequestHead, is_tchar, push_dec, push_field, slice};
 
@@ -74,9 +73,10 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         }
     }
 
+    let client = IpText::new(fwd.client_ip);
     out.extend_from_slice(b"X-Forwarded-For: ");
     push_previous(out, head, FieldKind::XForwardedFor);
-    let _ = write!(out, "{}", fwd.client_ip);
+    out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\n");
 
     push_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
@@ -88,11 +88,11 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
     push_previous(out, head, FieldKind::Forwarded);
     out.extend_from_slice(b"for=");
     match fwd.client_ip {
-        IpAddr::V4(ip) => {
-            let _ = write!(out, "{ip}");
-        }
-        IpAddr::V6(ip) => {
-            let _ = write!(out, "\"[{ip}]\"");
+        IpAddr::V4(_) => out.extend_from_slice(client.as_bytes()),
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"\"[");
+            out.extend_from_slice(client.as_bytes());
+            out.extend_from_slice(b"]\"");
         }
     }
     out.extend_from_slice(b";proto=");
@@ -147,6 +147,100 @@ fn push_forwarded_value(out: &mut Vec<u8>, v: &[u8]) {
         out.push(b);
     }
     out.push(b'"');
+}
+
+/// An IP address as text, as `Display` writes it (RFC 5952 for IPv6), built
+/// on the stack: going through `fmt` cost more than the rest of a small
+/// forwarded head.
+struct IpText {
+    buf: [u8; IpText::MAX],
+    len: usize,
+}
+
+impl IpText {
+    /// `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff`; IPv4 and IPv4-mapped
+    /// (`::ffff:255.255.255.255`) are shorter.
+    const MAX: usize = 39;
+
+    fn new(ip: IpAddr) -> Self {
+        let mut text = IpText { buf: [0; IpText::MAX], len: 0 };
+        match ip {
+            IpAddr::V4(ip) => text.push_v4(ip),
+            IpAddr::V6(ip) => text.push_v6(ip),
+        }
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_v4(&mut self, ip: Ipv4Addr) {
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            if octet >= 100 {
+                self.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.push(b'0' + octet / 10 % 10);
+            }
+            self.push(b'0' + octet % 10);
+        }
+    }
+
+    fn push_v6(&mut self, ip: Ipv6Addr) {
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            b"::ffff:".iter().for_each(|&b| self.push(b));
+            self.push_v4(v4);
+            return;
+        }
+        // The longest run of two or more zero segments, the first if tied,
+        // is written `::`.
+        let segments = ip.segments();
+        let (mut zeros, mut run) = (0..0, 0..0);
+        for (i, &segment) in segments.iter().enumerate() {
+            if segment != 0 {
+                continue;
+            }
+            run = if run.end == i { run.start..i + 1 } else { i..i + 1 };
+            if run.len() > zeros.len() {
+                zeros = run.clone();
+            }
+        }
+        if zeros.len() < 2 {
+            self.push_segments(&segments);
+            return;
+        }
+        self.push_segments(segments.get(..zeros.start).unwrap_or_default());
+        self.push(b':');
+        self.push(b':');
+        self.push_segments(segments.get(zeros.end..).unwrap_or_default());
+    }
+
+    /// Colon-separated lowercase hex, without leading zeros.
+    fn push_segments(&mut self, segments: &[u16]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, &segment) in segments.iter().enumerate() {
+            if i > 0 {
+                self.push(b':');
+            }
+            let digits = (16 - segment.leading_zeros()).div_ceil(4).max(1);
+            for shift in (0..digits).rev() {
+                if let Some(&d) = DIGITS.get(usize::from(segment >> (shift * 4) & 0xf)) {
+                    self.push(d);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +394,41 @@ Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
             let mut out = Vec::new();
             push_forwarded_value(&mut out, input);
             assert_eq!(out, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        let table: &[IpAddr] = &[
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::BROADCAST),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 9, 100)),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::new(1, 0, 0, 0, 0, 0, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(1, 0, 1, 0, 0, 1, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 1, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0xc000, 0x0201)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0201)),
+            IpAddr::V6(Ipv6Addr::new(0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff)),
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0xa, 0xbc, 0xdef, 0x1000)),
+        ];
+        let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+        let random = (0..20_000).map(|_| {
+            let r = rng.next_u64();
+            if r.is_multiple_of(4) {
+                return IpAddr::V4(Ipv4Addr::from((r >> 32) as u32));
+            }
+            // Mostly zero segments, so that runs of every length and position occur.
+            let segments: [u16; 8] = std::array::from_fn(|i| {
+                let s = rng.next_u64();
+                if (r >> (2 * i)) & 3 == 0 { (s >> (8 * (i % 4))) as u16 } else { 0 }
+            });
+            IpAddr::V6(Ipv6Addr::from(segments))
+        });
+        for ip in table.iter().copied().chain(random) {
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes(), "{ip:?}");
         }
     }
 
