@@ -7,8 +7,9 @@
 use std::ops::Range;
 
 use crate::http1::{
-    BodyKind, FieldKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_fields,
-    connection_options, field_storage, first_line, list_elements, map_httparse_error, offset_in, slice, slice_str,
+    BodyKind, ByteClass, FieldKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, alphanumeric_and,
+    analyze_framing, collect_fields, connection_options, field_storage, first_line, in_class, list_elements,
+    map_httparse_error, offset_in, slice, slice_str,
 };
 
 /// A parsed request head. Create once with [`RequestHead::new`] and call
@@ -363,6 +364,12 @@ fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
     s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
+/// `reg-name` bytes (RFC 3986 unreserved, sub-delims and `%`).
+const REG_NAME: ByteClass = alphanumeric_and(b"-._~!$&'()*+,;=%");
+
+/// Bytes of an IP literal between brackets (IPv6, IPv4 suffix).
+const IP_LITERAL: ByteClass = alphanumeric_and(b":.");
+
 /// `uri-host [ ":" port ]`: a non-empty reg-name or IP literal, optional
 /// non-empty port of at most 5 digits. No userinfo.
 pub(crate) fn valid_authority(a: &[u8]) -> bool {
@@ -371,7 +378,7 @@ pub(crate) fn valid_authority(a: &[u8]) -> bool {
             return false;
         };
         let inside = rest.get(..close).unwrap_or_default();
-        let ok = !inside.is_empty() && inside.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.'));
+        let ok = !inside.is_empty() && inside.iter().all(|&b| in_class(&IP_LITERAL, b));
         match rest.get(close + 1..).unwrap_or_default() {
             [] => (ok, None),
             [b':', port @ ..] => (ok, Some(port)),
@@ -380,28 +387,7 @@ pub(crate) fn valid_authority(a: &[u8]) -> bool {
     } else {
         let colon = a.iter().position(|&b| b == b':');
         let host = a.get(..colon.unwrap_or(a.len())).unwrap_or_default();
-        let ok = !host.is_empty()
-            && host.iter().all(|&b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(
-                        b,
-                        b'-' | b'.'
-                            | b'_'
-                            | b'~'
-                            | b'!'
-                            | b'$'
-                            | b'&'
-                            | b'\''
-                            | b'('
-                            | b')'
-                            | b'*'
-                            | b'+'
-                            | b','
-                            | b';'
-                            | b'='
-                            | b'%'
-                    )
-            });
+        let ok = !host.is_empty() && host.iter().all(|&b| in_class(&REG_NAME, b));
         (ok, colon.map(|c| a.get(c + 1..).unwrap_or_default()))
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
@@ -975,6 +961,16 @@ mod tests {
         }
         assert_eq!(head.headers().count(), 1);
         assert_eq!(head.host(), Some("a"));
+    }
+
+    #[test]
+    fn authority_byte_classes() {
+        let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+        let ip_literal = |b: u8| b.is_ascii_alphanumeric() || b == b':' || b == b'.';
+        for b in 0..=u8::MAX {
+            assert_eq!(in_class(&REG_NAME, b), reg_name(b), "reg-name {b:#04x}");
+            assert_eq!(in_class(&IP_LITERAL, b), ip_literal(b), "ip literal {b:#04x}");
+        }
     }
 
     #[test]
