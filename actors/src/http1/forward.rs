@@ -2,10 +2,9 @@
 //! fields removed, framing normalized, and `X-Forwarded-*` / `Forwarded` /
 //! `Via` fields describing the client connection added.
 
-use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::http1::{BodyKind, RequestHead, is_hop_by_hop, is_tchar, push_dec, push_field, slice};
+use crate::http1::{BodyKind, FieldKind, RequestHead, is_tchar, push_dec, push_field, slice};
 
 /// Information about the client connection added to forwarded requests.
 #[derive(Debug, Clone, Copy)]
@@ -25,10 +24,6 @@ pub struct Forwarding<'a> {
     pub identity: Option<&'a str>,
 }
 
-/// Fields the proxy regenerates; client copies are dropped (XFF and
-/// Forwarded values are merged into the regenerated field).
-const REGENERATED: &[&[u8]] = &[b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"];
-
 /// Appends to `out` the request head to send to the backend for `head`.
 ///
 /// Always `HTTP/1.1` with an origin-form target; keeps end-to-end fields in
@@ -39,70 +34,72 @@ const REGENERATED: &[&[u8]] = &[b"x-forwarded-for", b"x-forwarded-proto", b"x-fo
 /// `Transfer-Encoding: chunked` for chunked bodies. Never `Connection`.
 pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
     let (raw, headers) = head.raw_parts();
-    let host = head.host();
-    out.extend_from_slice(head.method().as_bytes());
+    let host = head.host_bytes();
+    out.extend_from_slice(head.method_bytes());
     out.push(b' ');
-    out.extend_from_slice(head.path().as_bytes());
+    out.extend_from_slice(head.path_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
-    let has_host_field = headers.iter().any(|h| slice(raw, &h.name).eq_ignore_ascii_case(b"host"));
-    if !has_host_field {
-        push_field(out, b"Host", host.unwrap_or(fwd.default_host).as_bytes());
+    if !headers.iter().any(|h| h.kind == FieldKind::Host) {
+        push_field(out, b"Host", host.unwrap_or(fwd.default_host.as_bytes()));
     }
 
+    let identity_header = fwd.identity_header.as_bytes();
     let mut cl_written = false;
     for h in headers {
         let name = slice(raw, &h.name);
-        if is_hop_by_hop(name, raw, headers)
-            || REGENERATED.iter().any(|r| name.eq_ignore_ascii_case(r))
-            || (!fwd.identity_header.is_empty() && name.eq_ignore_ascii_case(fwd.identity_header.as_bytes()))
-        {
+        // The fields the proxy regenerates: client copies are dropped (XFF
+        // and Forwarded values are merged into the regenerated field).
+        let regenerated = matches!(
+            h.kind,
+            FieldKind::XForwardedFor | FieldKind::XForwardedProto | FieldKind::XForwardedHost | FieldKind::Forwarded
+        );
+        if h.hop || regenerated || (!identity_header.is_empty() && name.eq_ignore_ascii_case(identity_header)) {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if let (false, Some(n)) = (cl_written, head.content_length()) {
-                out.extend_from_slice(name);
-                out.extend_from_slice(b": ");
-                push_dec(out, n);
-                out.extend_from_slice(b"\r\n");
-                cl_written = true;
+        match h.kind {
+            FieldKind::ContentLength => {
+                if let (false, Some(n)) = (cl_written, head.content_length()) {
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(b": ");
+                    push_dec(out, n);
+                    out.extend_from_slice(b"\r\n");
+                    cl_written = true;
+                }
             }
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"host") {
             // Equal to the header unless absolute-form, where it is the target's authority.
-            push_field(out, name, host.unwrap_or_default().as_bytes());
-            continue;
+            FieldKind::Host => push_field(out, name, host.unwrap_or_default()),
+            _ => push_field(out, name, slice(raw, &h.value)),
         }
-        push_field(out, name, slice(raw, &h.value));
     }
 
+    let client = IpText::new(fwd.client_ip);
     out.extend_from_slice(b"X-Forwarded-For: ");
-    push_previous(out, head, b"x-forwarded-for");
-    let _ = write!(out, "{}", fwd.client_ip);
+    push_previous(out, head, FieldKind::XForwardedFor);
+    out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\n");
 
     push_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
     if let Some(h) = host {
-        push_field(out, b"X-Forwarded-Host", h.as_bytes());
+        push_field(out, b"X-Forwarded-Host", h);
     }
 
     out.extend_from_slice(b"Forwarded: ");
-    push_previous(out, head, b"forwarded");
+    push_previous(out, head, FieldKind::Forwarded);
     out.extend_from_slice(b"for=");
     match fwd.client_ip {
-        IpAddr::V4(ip) => {
-            let _ = write!(out, "{ip}");
-        }
-        IpAddr::V6(ip) => {
-            let _ = write!(out, "\"[{ip}]\"");
+        IpAddr::V4(_) => out.extend_from_slice(client.as_bytes()),
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"\"[");
+            out.extend_from_slice(client.as_bytes());
+            out.extend_from_slice(b"]\"");
         }
     }
     out.extend_from_slice(b";proto=");
     push_forwarded_value(out, fwd.proto.as_bytes());
     if let Some(h) = host {
         out.extend_from_slice(b";host=");
-        push_forwarded_value(out, h.as_bytes());
+        push_forwarded_value(out, h);
     }
     out.extend_from_slice(b"\r\n");
 
@@ -125,11 +122,11 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
 }
 
 /// Appends each non-empty value of the client's `name` fields followed by ", ".
-fn push_previous(out: &mut Vec<u8>, head: &RequestHead, name: &[u8]) {
+fn push_previous(out: &mut Vec<u8>, head: &RequestHead, kind: FieldKind) {
     let (raw, headers) = head.raw_parts();
-    for h in headers {
+    for h in headers.iter().filter(|h| h.kind == kind) {
         let value = slice(raw, &h.value);
-        if !value.is_empty() && slice(raw, &h.name).eq_ignore_ascii_case(name) {
+        if !value.is_empty() {
             out.extend_from_slice(value);
             out.extend_from_slice(b", ");
         }
@@ -150,6 +147,100 @@ fn push_forwarded_value(out: &mut Vec<u8>, v: &[u8]) {
         out.push(b);
     }
     out.push(b'"');
+}
+
+/// An IP address as text, as `Display` writes it (RFC 5952 for IPv6), built
+/// on the stack: going through `fmt` cost more than the rest of a small
+/// forwarded head.
+struct IpText {
+    buf: [u8; IpText::MAX],
+    len: usize,
+}
+
+impl IpText {
+    /// `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff`; IPv4 and IPv4-mapped
+    /// (`::ffff:255.255.255.255`) are shorter.
+    const MAX: usize = 39;
+
+    fn new(ip: IpAddr) -> Self {
+        let mut text = IpText { buf: [0; IpText::MAX], len: 0 };
+        match ip {
+            IpAddr::V4(ip) => text.push_v4(ip),
+            IpAddr::V6(ip) => text.push_v6(ip),
+        }
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_v4(&mut self, ip: Ipv4Addr) {
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            if octet >= 100 {
+                self.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.push(b'0' + octet / 10 % 10);
+            }
+            self.push(b'0' + octet % 10);
+        }
+    }
+
+    fn push_v6(&mut self, ip: Ipv6Addr) {
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            b"::ffff:".iter().for_each(|&b| self.push(b));
+            self.push_v4(v4);
+            return;
+        }
+        // The longest run of two or more zero segments, the first if tied,
+        // is written `::`.
+        let segments = ip.segments();
+        let (mut zeros, mut run) = (0..0, 0..0);
+        for (i, &segment) in segments.iter().enumerate() {
+            if segment != 0 {
+                continue;
+            }
+            run = if run.end == i { run.start..i + 1 } else { i..i + 1 };
+            if run.len() > zeros.len() {
+                zeros = run.clone();
+            }
+        }
+        if zeros.len() < 2 {
+            self.push_segments(&segments);
+            return;
+        }
+        self.push_segments(segments.get(..zeros.start).unwrap_or_default());
+        self.push(b':');
+        self.push(b':');
+        self.push_segments(segments.get(zeros.end..).unwrap_or_default());
+    }
+
+    /// Colon-separated lowercase hex, without leading zeros.
+    fn push_segments(&mut self, segments: &[u16]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, &segment) in segments.iter().enumerate() {
+            if i > 0 {
+                self.push(b':');
+            }
+            let digits = (16 - segment.leading_zeros()).div_ceil(4).max(1);
+            for shift in (0..digits).rev() {
+                if let Some(&d) = DIGITS.get(usize::from(segment >> (shift * 4) & 0xf)) {
+                    self.push(d);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +333,29 @@ Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
             b"GET / HTTP/1.1\r\nuser-AGENT: x\r\nHost: a\r\nCookie: a=1\r\nX-Bin: \xe9\tz\r\ncookie: b=2\r\nVia: 1.1 cdn\r\n\
 X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
 Forwarded: for=192.0.2.1;proto=https;host=a\r\nVia: 1.1 terminus\r\n\r\n"),
+        ("connection options drop the fields they name, whatever the name",
+            b"GET / HTTP/1.1\r\nHost: a\r\nClose: 1\r\nConnection: close, x-a,Expect\r\nX-A: 1\r\nexpect: 100-continue\r\nX-B: 2\r\n\r\n",
+            FWD,
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 2\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
+        ("ipv6 client, compressed inside",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            Forwarding { client_ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 8, 0x800, 0x200c, 0x417a)), ..FWD },
+            b"GET / HTTP/1.1\r\nHost: a\r\n\
+X-Forwarded-For: 2001:db8::8:800:200c:417a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=\"[2001:db8::8:800:200c:417a]\";proto=https;host=a\r\n\r\n"),
+        ("ipv4-mapped ipv6 client, identity header replaced",
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-client-id: forged\r\n\r\n",
+            Forwarding {
+                client_ip: IpAddr::V6(Ipv4Addr::new(10, 0, 0, 255).to_ipv6_mapped()),
+                identity_header: "X-Client-Id",
+                identity: Some("CN=c"),
+                ..FWD
+            },
+            b"GET / HTTP/1.1\r\nHost: a\r\n\
+X-Forwarded-For: ::ffff:10.0.0.255\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+Forwarded: for=\"[::ffff:10.0.0.255]\";proto=https;host=a\r\nX-Client-Id: CN=c\r\n\r\n"),
         ("options asterisk",
             b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
             FWD,
@@ -280,6 +394,41 @@ Forwarded: for=192.0.2.1;proto=https;host=a\r\n\r\n"),
             let mut out = Vec::new();
             push_forwarded_value(&mut out, input);
             assert_eq!(out, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        let table: &[IpAddr] = &[
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::BROADCAST),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 9, 100)),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::new(1, 0, 0, 0, 0, 0, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(1, 0, 1, 0, 0, 1, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 1, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0xc000, 0x0201)),
+            IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+            IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0201)),
+            IpAddr::V6(Ipv6Addr::new(0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff)),
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0xa, 0xbc, 0xdef, 0x1000)),
+        ];
+        let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+        let random = (0..20_000).map(|_| {
+            let r = rng.next_u64();
+            if r.is_multiple_of(4) {
+                return IpAddr::V4(Ipv4Addr::from((r >> 32) as u32));
+            }
+            // Mostly zero segments, so that runs of every length and position occur.
+            let segments: [u16; 8] = std::array::from_fn(|i| {
+                let s = rng.next_u64();
+                if (r >> (2 * i)) & 3 == 0 { (s >> (8 * (i % 4))) as u16 } else { 0 }
+            });
+            IpAddr::V6(Ipv6Addr::from(segments))
+        });
+        for ip in table.iter().copied().chain(random) {
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes(), "{ip:?}");
         }
     }
 

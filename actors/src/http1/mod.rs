@@ -11,6 +11,7 @@
 //! - [`write_upstream_request`] and [`write_downstream_response`] serialize
 //!   the heads forwarded to the backend and the client.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 mod chunked;
@@ -113,6 +114,87 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// Hard cap on the number of header fields parsed (size of the stack array).
 pub(crate) const MAX_HEADERS_CAP: usize = 128;
 
+/// What the codec needs to know about a header field's name. Decided once
+/// per field while parsing, so that later passes (validation, hop-by-hop
+/// removal, forwarding) compare a tag instead of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    /// Any other name.
+    Other,
+    /// `Host`.
+    Host,
+    /// `Content-Length`.
+    ContentLength,
+    /// `Transfer-Encoding`.
+    TransferEncoding,
+    /// `Connection`.
+    Connection,
+    /// `Keep-Alive`.
+    KeepAlive,
+    /// `TE`.
+    Te,
+    /// `Upgrade`.
+    Upgrade,
+    /// Any `Proxy-*` name (`Proxy-Connection`, `Proxy-Authorization`, ...).
+    ProxyPrefixed,
+    /// `Expect`.
+    Expect,
+    /// `X-Forwarded-For`.
+    XForwardedFor,
+    /// `X-Forwarded-Proto`.
+    XForwardedProto,
+    /// `X-Forwarded-Host`.
+    XForwardedHost,
+    /// `Forwarded`.
+    Forwarded,
+}
+
+impl FieldKind {
+    /// Classifies a field name (case-insensitive). Length and first letter
+    /// leave at most one candidate, so most names cost no comparison at all.
+    pub(crate) fn of(name: &[u8]) -> FieldKind {
+        let is = |want: &[u8]| name.eq_ignore_ascii_case(want);
+        // `| 0x20` lowercases a letter, and maps no other byte onto one.
+        let first = name.first().map_or(0, |&b| b | 0x20);
+        match (name.len(), first) {
+            (2, b't') if is(b"te") => FieldKind::Te,
+            (4, b'h') if is(b"host") => FieldKind::Host,
+            (6, b'e') if is(b"expect") => FieldKind::Expect,
+            (7, b'u') if is(b"upgrade") => FieldKind::Upgrade,
+            (9, b'f') if is(b"forwarded") => FieldKind::Forwarded,
+            (10, b'c') if is(b"connection") => FieldKind::Connection,
+            (10, b'k') if is(b"keep-alive") => FieldKind::KeepAlive,
+            (14, b'c') if is(b"content-length") => FieldKind::ContentLength,
+            (15, b'x') if is(b"x-forwarded-for") => FieldKind::XForwardedFor,
+            (16, b'x') if is(b"x-forwarded-host") => FieldKind::XForwardedHost,
+            (17, b't') if is(b"transfer-encoding") => FieldKind::TransferEncoding,
+            (17, b'x') if is(b"x-forwarded-proto") => FieldKind::XForwardedProto,
+            (6.., b'p') if name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-")) => FieldKind::ProxyPrefixed,
+            _ => FieldKind::Other,
+        }
+    }
+
+    /// Fields that are never forwarded, whatever `Connection` says (framing
+    /// is re-emitted separately). `Proxy-Connection` is one of the `Proxy-*`.
+    fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            FieldKind::Connection
+                | FieldKind::KeepAlive
+                | FieldKind::Te
+                | FieldKind::TransferEncoding
+                | FieldKind::Upgrade
+                | FieldKind::ProxyPrefixed
+        )
+    }
+
+    /// Fields a `Connection` option may not remove: framing and routing,
+    /// which a peer could otherwise strip to desynchronize the backend.
+    fn is_protected(self) -> bool {
+        matches!(self, FieldKind::Host | FieldKind::ContentLength)
+    }
+}
+
 /// Byte ranges of one header field inside an owned head buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct HeaderRange {
@@ -120,6 +202,12 @@ pub(crate) struct HeaderRange {
     pub(crate) name: Range<usize>,
     /// Range of the field value (OWS already trimmed by httparse).
     pub(crate) value: Range<usize>,
+    /// The name's classification.
+    pub(crate) kind: FieldKind,
+    /// Hop-by-hop for this message: a fixed hop-by-hop name, any `Proxy-*`,
+    /// or a name listed in `Connection` (except the protected fields).
+    /// Final only once [`connection_options`] has run.
+    pub(crate) hop: bool,
 }
 
 /// Framing information extracted from a head's header fields.
@@ -148,67 +236,49 @@ pub(crate) fn offset_in(base: &[u8], sub: &[u8]) -> Option<Range<usize>> {
     (end <= base.len()).then_some(start..end)
 }
 
-/// Records httparse headers as ranges relative to `base`.
-pub(crate) fn collect_headers(
-    base: &[u8],
-    parsed: &[httparse::Header<'_>],
-    out: &mut Vec<HeaderRange>,
-) -> Result<(), Http1Error> {
-    out.clear();
-    for h in parsed {
-        let name = offset_in(base, h.name.as_bytes());
-        let value = offset_in(base, h.value);
-        match (name, value) {
-            (Some(name), Some(value)) => out.push(HeaderRange { name, value }),
-            _ => {
-                return Err(Http1Error::Malformed { reason: "header outside head" });
-            }
-        }
-    }
-    Ok(())
+/// An uninitialized field array for httparse: initializing 128 fields would
+/// cost a 4 KiB memset per head.
+pub(crate) type FieldStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS_CAP];
+
+/// A fresh [`FieldStorage`].
+pub(crate) const fn field_storage<'b>() -> FieldStorage<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP]
 }
 
-/// Scans a head starting at `start` for its end (the index just past the
-/// empty line), rejecting bare CR, bare LF, control bytes and obs-fold.
-/// Returns `Ok(None)` when no complete head is present yet.
-pub(crate) fn scan_head(buf: &[u8], start: usize) -> Result<Option<usize>, Http1Error> {
-    let mut line_start = start;
-    let mut i = start;
-    while let Some(&b) = buf.get(i) {
-        match b {
-            b'\n' => {
-                let prev = i.checked_sub(1).and_then(|j| buf.get(j));
-                if i <= start || prev != Some(&b'\r') {
-                    return Err(Http1Error::Malformed { reason: "bare LF" });
-                }
-                // The line [line_start, i - 1) just ended.
-                if i - 1 == line_start {
-                    if line_start == start {
-                        return Err(Http1Error::Malformed { reason: "empty start line" });
-                    }
-                    return Ok(Some(i + 1));
-                }
-                line_start = i + 1;
-                if let Some(b' ' | b'\t') = buf.get(i + 1) {
-                    return Err(Http1Error::Malformed { reason: "obs-fold or whitespace-prefixed line" });
-                }
-            }
-            b'\r' => {
-                if let Some(&next) = buf.get(i + 1)
-                    && next != b'\n'
-                {
-                    return Err(Http1Error::Malformed { reason: "bare CR" });
-                }
-            }
-            b'\t' => {}
-            0x00..=0x1f | 0x7f => {
-                return Err(Http1Error::Malformed { reason: "control byte in head" });
-            }
-            _ => {}
-        }
-        i += 1;
+/// Records httparse's fields as classified ranges relative to `head`, the
+/// complete head from its start line through the final empty line, and
+/// returns the length of the start line (without its CRLF).
+///
+/// httparse also ends lines at a bare LF, which some backends read
+/// differently: this rejects any line not ended by CRLF. It needs no scan of
+/// its own: every LF of a head httparse accepted ends a line, a CR can only
+/// precede an LF, and each line ends just before the next field's name, or
+/// at the final empty line.
+pub(crate) fn collect_fields(
+    head: &[u8],
+    parsed: &[httparse::Header<'_>],
+    out: &mut Vec<HeaderRange>,
+) -> Result<usize, Http1Error> {
+    let bare_lf = Http1Error::Malformed { reason: "bare LF" };
+    if !head.ends_with(b"\r\n\r\n") {
+        return Err(bare_lf);
     }
-    Ok(None)
+    out.clear();
+    out.reserve(parsed.len());
+    for h in parsed {
+        let name = offset_in(head, h.name.as_bytes());
+        let value = offset_in(head, h.value);
+        let (Some(name), Some(value)) = (name, value) else {
+            return Err(Http1Error::Malformed { reason: "header outside head" });
+        };
+        if name.start.checked_sub(2).and_then(|cr| head.get(cr)) != Some(&b'\r') {
+            return Err(bare_lf);
+        }
+        let kind = FieldKind::of(h.name.as_bytes());
+        out.push(HeaderRange { name, value, kind, hop: kind.is_hop_by_hop() });
+    }
+    let next_line = out.first().map_or(head.len() - 2, |h| h.name.start);
+    Ok(next_line - 2)
 }
 
 /// Maps an httparse error; `start_line` is the first line of the head, used
@@ -265,13 +335,39 @@ pub(crate) fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
 }
 
+/// A set of bytes as a 256-entry table: one load per byte tested, where a
+/// chain of comparisons costs a branch each.
+pub(crate) type ByteClass = [bool; 256];
+
+/// ASCII letters and digits plus the bytes of `extra`.
+pub(crate) const fn alphanumeric_and(extra: &[u8]) -> ByteClass {
+    let mut class = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        class[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        class[extra[i] as usize] = true;
+        i += 1;
+    }
+    class
+}
+
+/// Whether `b` is in `class`.
+#[inline]
+pub(crate) fn in_class(class: &ByteClass, b: u8) -> bool {
+    class.get(usize::from(b)).copied().unwrap_or(false)
+}
+
 /// `tchar` from RFC 9110 5.6.2.
+const TCHAR: ByteClass = alphanumeric_and(b"!#$%&'*+-.^_`|~");
+
+/// `tchar` from RFC 9110 5.6.2.
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
-        )
+    in_class(&TCHAR, b)
 }
 
 /// Parses 1*DIGIT into a u64, rejecting anything else and overflow.
@@ -284,13 +380,40 @@ pub(crate) fn parse_dec(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// Whether a `Connection` field among `headers` lists `token`.
-pub(crate) fn connection_has(raw: &[u8], headers: &[HeaderRange], token: &[u8]) -> bool {
-    headers
-        .iter()
-        .filter(|h| slice(raw, &h.name).eq_ignore_ascii_case(b"connection"))
-        .flat_map(|h| list_elements(slice(raw, &h.value)))
-        .any(|t| t.eq_ignore_ascii_case(token))
+/// What the `Connection` fields of a message say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnectionOptions {
+    /// `close` is listed.
+    pub(crate) close: bool,
+    /// `keep-alive` is listed.
+    pub(crate) keep_alive: bool,
+}
+
+/// Reads the `Connection` fields among `headers` and marks the fields they
+/// list as hop-by-hop, except the protected ones (see [`HeaderRange::hop`]).
+pub(crate) fn connection_options(raw: &[u8], headers: &mut [HeaderRange]) -> ConnectionOptions {
+    let mut opts = ConnectionOptions::default();
+    for i in 0..headers.len() {
+        let value = match headers.get(i) {
+            Some(h) if h.kind == FieldKind::Connection => slice(raw, &h.value),
+            _ => continue,
+        };
+        for option in list_elements(value) {
+            opts.close |= option.eq_ignore_ascii_case(b"close");
+            opts.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            // Fields of a fixed hop-by-hop or protected kind are settled already.
+            let kind = FieldKind::of(option);
+            if kind.is_hop_by_hop() || kind.is_protected() {
+                continue;
+            }
+            for h in headers.iter_mut() {
+                if !h.hop && slice(raw, &h.name).eq_ignore_ascii_case(option) {
+                    h.hop = true;
+                }
+            }
+        }
+    }
+    opts
 }
 
 /// Validates Content-Length / Transfer-Encoding. `te_allowed` is false for
@@ -308,9 +431,8 @@ pub(crate) fn analyze_framing(
     let mut chunked_count = 0usize;
     let mut other_coding = false;
     for h in headers {
-        let name = slice(raw, &h.name);
         let value = slice(raw, &h.value);
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if h.kind == FieldKind::ContentLength {
             has_cl = true;
             for el in value.split(|&b| b == b',') {
                 let n = parse_dec(trim_ows(el)).ok_or(Http1Error::BadFraming { reason: "invalid Content-Length" })?;
@@ -321,7 +443,7 @@ pub(crate) fn analyze_framing(
                     _ => content_length = Some(n),
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if h.kind == FieldKind::TransferEncoding {
             has_te = true;
             for el in value.split(|&b| b == b',') {
                 let el = trim_ows(el);
@@ -355,30 +477,6 @@ pub(crate) fn analyze_framing(
         return Err(if is_request { Http1Error::NotImplemented { reason } } else { Http1Error::BadFraming { reason } });
     }
     Ok(Framing { content_length: None, chunked: true })
-}
-
-/// Header names never forwarded (framing headers are handled separately).
-const HOP_BY_HOP: &[&[u8]] =
-    &[b"connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade", b"proxy-connection"];
-
-/// Names that a `Connection` option may not remove: framing and routing.
-const PROTECTED: &[&[u8]] = &[b"host", b"content-length"];
-
-/// Whether header `name` is hop-by-hop for this message: a fixed hop-by-hop
-/// name, any `Proxy-*`, or a name listed in `Connection` (except the
-/// framing/routing fields in [`PROTECTED`], which a peer could otherwise
-/// strip to desynchronize the backend).
-pub(crate) fn is_hop_by_hop(name: &[u8], raw: &[u8], headers: &[HeaderRange]) -> bool {
-    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-        return true;
-    }
-    if name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-")) {
-        return true;
-    }
-    if PROTECTED.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-        return false;
-    }
-    connection_has(raw, headers, name)
 }
 
 /// Appends `n` in decimal.
@@ -492,6 +590,67 @@ mod tests {
         ];
         for &(code, phrase) in CASES {
             assert_eq!(reason_phrase(code), phrase, "status {code}");
+        }
+    }
+
+    #[test]
+    fn byte_classes() {
+        let tchar = |b: u8| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        };
+        for b in 0..=u8::MAX {
+            assert_eq!(is_tchar(b), tchar(b), "{b:#04x}");
+        }
+    }
+
+    #[test]
+    fn field_kinds() {
+        const CASES: &[(&str, FieldKind, bool)] = &[
+            ("Host", FieldKind::Host, false),
+            ("HOST", FieldKind::Host, false),
+            ("hosts", FieldKind::Other, false),
+            ("te", FieldKind::Te, true),
+            ("tE", FieldKind::Te, true),
+            ("ta", FieldKind::Other, false),
+            ("Expect", FieldKind::Expect, false),
+            ("Upgrade", FieldKind::Upgrade, true),
+            ("Forwarded", FieldKind::Forwarded, false),
+            ("Connection", FieldKind::Connection, true),
+            ("Keep-Alive", FieldKind::KeepAlive, true),
+            ("Content-Length", FieldKind::ContentLength, false),
+            ("Content_Length", FieldKind::Other, false),
+            ("Content-Lengthy", FieldKind::Other, false),
+            ("X-Forwarded-For", FieldKind::XForwardedFor, false),
+            ("x-forwarded-host", FieldKind::XForwardedHost, false),
+            ("X-FORWARDED-PROTO", FieldKind::XForwardedProto, false),
+            ("Transfer-Encoding", FieldKind::TransferEncoding, true),
+            ("Proxy-Connection", FieldKind::ProxyPrefixed, true),
+            ("proxy-", FieldKind::ProxyPrefixed, true),
+            ("PROXY-Authorization", FieldKind::ProxyPrefixed, true),
+            ("proxy", FieldKind::Other, false),
+            ("proxyx", FieldKind::Other, false),
+            ("", FieldKind::Other, false),
+        ];
+        for &(name, kind, hop) in CASES {
+            assert_eq!(FieldKind::of(name.as_bytes()), kind, "{name:?}");
+            assert_eq!(kind.is_hop_by_hop(), hop, "{name:?}: hop-by-hop");
         }
     }
 

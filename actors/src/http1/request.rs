@@ -7,8 +7,9 @@
 use std::ops::Range;
 
 use crate::http1::{
-    BodyKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_headers,
-    connection_has, first_line, list_elements, map_httparse_error, offset_in, scan_head, slice, slice_str,
+    BodyKind, ByteClass, FieldKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, alphanumeric_and,
+    analyze_framing, collect_fields, connection_options, field_storage, first_line, in_class, list_elements,
+    map_httparse_error, offset_in, slice, slice_str,
 };
 
 /// A parsed request head. Create once with [`RequestHead::new`] and call
@@ -97,32 +98,22 @@ impl RequestHead {
             match (window.get(start), window.get(start + 1)) {
                 (Some(b'\r'), Some(b'\n')) => start += 2,
                 (Some(b'\r'), None) | (None, _) => return incomplete(),
+                // httparse would skip a bare LF line too.
+                (Some(b'\n'), _) => return Err(Http1Error::Malformed { reason: "bare LF" }),
                 _ => break,
             }
         }
-        let Some(end) = scan_head(window, start)? else {
-            return incomplete();
-        };
-        if end > limits.max_head_bytes {
-            return Err(Http1Error::HeadTooLarge);
-        }
-        let head = window.get(start..end).unwrap_or_default();
-        self.parse_complete(head, limits)?;
-        Ok(Some(end))
-    }
-
-    fn parse_complete(&mut self, head: &[u8], limits: &Limits) -> Result<(), Http1Error> {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let rest = window.get(start..).unwrap_or_default();
+        let mut storage = field_storage();
         let cap = limits.max_headers.min(MAX_HEADERS_CAP);
         let fields = storage.get_mut(..cap).unwrap_or_default();
-        let mut req = httparse::Request::new(fields);
-        match req.parse(head) {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Ok(_) => {
-                return Err(Http1Error::Malformed { reason: "inconsistent head end" });
-            }
-            Err(e) => return Err(map_httparse_error(e, first_line(head), true)),
-        }
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(rest, fields) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return incomplete(),
+            Err(e) => return Err(map_httparse_error(e, first_line(rest), true)),
+        };
+        let head = rest.get(..len).unwrap_or_default();
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(Http1Error::Malformed { reason: "incomplete request line" });
         };
@@ -130,9 +121,10 @@ impl RequestHead {
         self.method = offset_in(head, method.as_bytes()).ok_or(bad.clone())?;
         self.target = offset_in(head, target.as_bytes()).ok_or(bad)?;
         self.version = if minor == 0 { Version::Http10 } else { Version::Http11 };
-        collect_headers(head, req.headers, &mut self.headers)?;
+        collect_fields(head, req.headers, &mut self.headers)?;
         self.raw.extend_from_slice(head);
-        self.validate()
+        self.validate()?;
+        Ok(Some(start + len))
     }
 
     fn validate(&mut self) -> Result<(), Http1Error> {
@@ -144,24 +136,41 @@ impl RequestHead {
         let is_options = method == b"OPTIONS";
         self.classify_target(is_options)?;
 
-        // A backend that folds `_` into `-` (CGI, some frameworks) would read
-        // `Content_Length` as framing the proxy never saw: reject such names.
-        if self.headers.iter().any(|h| is_disguised_framing_name(slice(&self.raw, &h.name))) {
-            return Err(Http1Error::Malformed { reason: "underscore variant of a framing header" });
-        }
-
-        // Host: exactly one for HTTP/1.1, at most one for HTTP/1.0.
+        // One pass over the fields; errors keep their precedence below.
+        let http11 = self.version == Version::Http11;
+        let mut disguised = false;
+        let mut host_error = None;
         let mut host_header: Option<Range<usize>> = None;
         for h in &self.headers {
-            if slice(&self.raw, &h.name).eq_ignore_ascii_case(b"host") {
-                if host_header.is_some() {
-                    return Err(Http1Error::DuplicateHost);
+            match h.kind {
+                FieldKind::Host if host_error.is_none() => {
+                    if host_header.is_some() {
+                        host_error = Some(Http1Error::DuplicateHost);
+                    } else if !valid_authority(slice(&self.raw, &h.value)) {
+                        host_error = Some(Http1Error::Malformed { reason: "invalid Host header" });
+                    }
+                    host_header = Some(h.value.clone());
                 }
-                if !valid_authority(slice(&self.raw, &h.value)) {
-                    return Err(Http1Error::Malformed { reason: "invalid Host header" });
+                // RFC 9110 10.1.1: ignore 100-continue from HTTP/1.0 clients.
+                FieldKind::Expect if http11 => {
+                    let v = slice(&self.raw, &h.value);
+                    if list_elements(v).any(|e| e.eq_ignore_ascii_case(b"100-continue")) {
+                        self.expects_continue = true;
+                    }
                 }
-                host_header = Some(h.value.clone());
+                FieldKind::Upgrade => self.wants_upgrade = true,
+                FieldKind::Other => disguised |= is_disguised_framing_name(slice(&self.raw, &h.name)),
+                _ => {}
             }
+        }
+        // A backend that folds `_` into `-` (CGI, some frameworks) would read
+        // `Content_Length` as framing the proxy never saw: reject such names.
+        if disguised {
+            return Err(Http1Error::Malformed { reason: "underscore variant of a framing header" });
+        }
+        // Host: exactly one for HTTP/1.1, at most one for HTTP/1.0.
+        if let Some(e) = host_error {
+            return Err(e);
         }
         match (&self.host, &host_header) {
             (Some(authority), Some(header)) => {
@@ -190,32 +199,19 @@ impl RequestHead {
             (false, Some(n)) => BodyKind::Length(n),
         };
 
+        let connection = connection_options(&self.raw, &mut self.headers);
         self.keep_alive = match self.version {
-            Version::Http11 => !connection_has(&self.raw, &self.headers, b"close"),
-            Version::Http10 => {
-                connection_has(&self.raw, &self.headers, b"keep-alive")
-                    && !connection_has(&self.raw, &self.headers, b"close")
-            }
+            Version::Http11 => !connection.close,
+            Version::Http10 => connection.keep_alive && !connection.close,
         };
-        for h in &self.headers {
-            let name = slice(&self.raw, &h.name);
-            // RFC 9110 10.1.1: ignore 100-continue from HTTP/1.0 clients.
-            if name.eq_ignore_ascii_case(b"expect") && self.version == Version::Http11 {
-                let v = slice(&self.raw, &h.value);
-                if list_elements(v).any(|e| e.eq_ignore_ascii_case(b"100-continue")) {
-                    self.expects_continue = true;
-                }
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                self.wants_upgrade = true;
-            }
-        }
         Ok(())
     }
 
     /// Validates the request-target and sets `path`, `host`, `absolute_form`.
     fn classify_target(&mut self, is_options: bool) -> Result<(), Http1Error> {
         let target = slice(&self.raw, &self.target);
-        if target.iter().any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#') {
+        // A fold rather than `any`: without the early exit it vectorizes.
+        if target.iter().fold(false, |bad, &b| bad | !(0x21..=0x7e).contains(&b) | (b == b'#')) {
             return Err(Http1Error::Malformed { reason: "invalid byte in request-target" });
         }
         if target.first() == Some(&b'/') {
@@ -333,25 +329,46 @@ impl RequestHead {
     pub(crate) fn raw_parts(&self) -> (&[u8], &[HeaderRange]) {
         (&self.raw, &self.headers)
     }
+
+    /// [`RequestHead::method`] as bytes (a token: no UTF-8 check needed).
+    pub(crate) fn method_bytes(&self) -> &[u8] {
+        slice(&self.raw, &self.method)
+    }
+
+    /// [`RequestHead::path`] as bytes (checked ASCII by `classify_target`).
+    pub(crate) fn path_bytes(&self) -> &[u8] {
+        slice(&self.raw, &self.path)
+    }
+
+    /// [`RequestHead::host`] as bytes (checked ASCII by `valid_authority`).
+    pub(crate) fn host_bytes(&self) -> Option<&[u8]> {
+        self.host.as_ref().map(|r| slice(&self.raw, r))
+    }
 }
 
 /// Whether `name` contains `_` and reads as `Content-Length`
 /// or `Transfer-Encoding` once each `_` is taken as `-`.
 fn is_disguised_framing_name(name: &[u8]) -> bool {
     const FRAMING: &[&[u8]] = &[b"content-length", b"transfer-encoding"];
-    name.contains(&b'_')
-        && FRAMING.iter().any(|f| {
-            f.len() == name.len()
-                && f.iter().zip(name).all(|(&want, &got)| {
-                    let got = if got == b'_' { b'-' } else { got.to_ascii_lowercase() };
-                    got == want
-                })
-        })
+    FRAMING.iter().any(|f| {
+        f.len() == name.len()
+            && name.contains(&b'_')
+            && f.iter().zip(name).all(|(&want, &got)| {
+                let got = if got == b'_' { b'-' } else { got.to_ascii_lowercase() };
+                got == want
+            })
+    })
 }
 
 fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
     s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
+
+/// `reg-name` bytes (RFC 3986 unreserved, sub-delims and `%`).
+const REG_NAME: ByteClass = alphanumeric_and(b"-._~!$&'()*+,;=%");
+
+/// Bytes of an IP literal between brackets (IPv6, IPv4 suffix).
+const IP_LITERAL: ByteClass = alphanumeric_and(b":.");
 
 /// `uri-host [ ":" port ]`: a non-empty reg-name or IP literal, optional
 /// non-empty port of at most 5 digits. No userinfo.
@@ -361,7 +378,7 @@ pub(crate) fn valid_authority(a: &[u8]) -> bool {
             return false;
         };
         let inside = rest.get(..close).unwrap_or_default();
-        let ok = !inside.is_empty() && inside.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.'));
+        let ok = !inside.is_empty() && inside.iter().all(|&b| in_class(&IP_LITERAL, b));
         match rest.get(close + 1..).unwrap_or_default() {
             [] => (ok, None),
             [b':', port @ ..] => (ok, Some(port)),
@@ -370,28 +387,7 @@ pub(crate) fn valid_authority(a: &[u8]) -> bool {
     } else {
         let colon = a.iter().position(|&b| b == b':');
         let host = a.get(..colon.unwrap_or(a.len())).unwrap_or_default();
-        let ok = !host.is_empty()
-            && host.iter().all(|&b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(
-                        b,
-                        b'-' | b'.'
-                            | b'_'
-                            | b'~'
-                            | b'!'
-                            | b'$'
-                            | b'&'
-                            | b'\''
-                            | b'('
-                            | b')'
-                            | b'*'
-                            | b'+'
-                            | b','
-                            | b';'
-                            | b'='
-                            | b'%'
-                    )
-            });
+        let ok = !host.is_empty() && host.iter().all(|&b| in_class(&REG_NAME, b));
         (ok, colon.map(|c| a.get(c + 1..).unwrap_or_default()))
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
@@ -461,6 +457,18 @@ mod tests {
         ("0x1f in name", b"GET / HTTP/1.1\r\nHost: a\r\nX\x1fY: b\r\n\r\n", Reject(MALFORMED)),
         ("vertical tab in value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n", Reject(MALFORMED)),
         ("tab in target", b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        // httparse alone ends a line at a bare LF anywhere: each line is checked.
+        ("bare LF ends request line, no headers", b"GET / HTTP/1.0\n\r\n", Reject(MALFORMED)),
+        ("bare LF final line, no headers", b"GET / HTTP/1.0\r\n\n", Reject(MALFORMED)),
+        ("bare LF ends request line", b"GET / HTTP/1.1\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF between headers", b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF after empty value", b"GET / HTTP/1.1\r\nHost: a\r\nX:\nY: 1\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF after trailing OWS", b"GET / HTTP/1.1\r\nHost: a\r\nX: 1 \nY: 1\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF final line then CRLF", b"GET / HTTP/1.1\r\nHost: a\r\n\n\r\n", Reject(MALFORMED)),
+        ("leading CRLF then bare LF", b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
+        ("CR CR LF final line", b"GET / HTTP/1.1\r\nHost: a\r\n\r\r\n", Reject(MALFORMED)),
+        ("DEL in name", b"GET / HTTP/1.1\r\nHost: a\r\nX\x7f: b\r\n\r\n", Reject(MALFORMED)),
+        ("DEL in method", b"GE\x7fT / HTTP/1.1\r\nHost: a\r\n\r\n", Reject(MALFORMED)),
         // --- header names ---
         ("space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", Reject(MALFORMED)),
         ("tab before colon", b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", Reject(MALFORMED)),
@@ -953,6 +961,16 @@ mod tests {
         }
         assert_eq!(head.headers().count(), 1);
         assert_eq!(head.host(), Some("a"));
+    }
+
+    #[test]
+    fn authority_byte_classes() {
+        let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+        let ip_literal = |b: u8| b.is_ascii_alphanumeric() || b == b':' || b == b'.';
+        for b in 0..=u8::MAX {
+            assert_eq!(in_class(&REG_NAME, b), reg_name(b), "reg-name {b:#04x}");
+            assert_eq!(in_class(&IP_LITERAL, b), ip_literal(b), "ip literal {b:#04x}");
+        }
     }
 
     #[test]

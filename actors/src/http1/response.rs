@@ -6,9 +6,9 @@
 use std::ops::Range;
 
 use crate::http1::{
-    BodyKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_headers,
-    connection_has, first_line, is_hop_by_hop, map_httparse_error, push_dec, push_field, reason_phrase, scan_head,
-    slice, slice_str,
+    BodyKind, FieldKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_fields,
+    connection_options, field_storage, first_line, map_httparse_error, push_dec, push_field, reason_phrase, slice,
+    slice_str,
 };
 
 /// A parsed response head. Create once with [`ResponseHead::new`] and call
@@ -65,24 +65,22 @@ impl ResponseHead {
     pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Http1Error> {
         self.clear();
         let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-        let Some(end) = scan_head(window, 0)? else {
-            return if buf.len() >= limits.max_head_bytes { Err(Http1Error::HeadTooLarge) } else { Ok(None) };
-        };
-        if end > limits.max_head_bytes {
-            return Err(Http1Error::HeadTooLarge);
+        // httparse would skip empty lines before the status line.
+        if let Some(b'\r' | b'\n') = window.first() {
+            return Err(Http1Error::Malformed { reason: "empty start line" });
         }
-        let head = window.get(..end).unwrap_or_default();
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let mut storage = field_storage();
         let cap = limits.max_headers.min(MAX_HEADERS_CAP);
         let fields = storage.get_mut(..cap).unwrap_or_default();
-        let mut res = httparse::Response::new(fields);
-        match res.parse(head) {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Ok(_) => {
-                return Err(Http1Error::Malformed { reason: "inconsistent head end" });
+        let mut res = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, window, fields) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                return if buf.len() >= limits.max_head_bytes { Err(Http1Error::HeadTooLarge) } else { Ok(None) };
             }
-            Err(e) => return Err(map_httparse_error(e, first_line(head), false)),
-        }
+            Err(e) => return Err(map_httparse_error(e, first_line(window), false)),
+        };
+        let head = window.get(..len).unwrap_or_default();
         let (Some(minor), Some(code)) = (res.version, res.code) else {
             return Err(Http1Error::Malformed { reason: "incomplete status line" });
         };
@@ -91,25 +89,22 @@ impl ResponseHead {
         }
         self.status = code;
         self.version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+        let line_len = collect_fields(head, res.headers, &mut self.headers)?;
         // "HTTP/1.1 200 reason": httparse guarantees single spaces; the
         // reason phrase may hold obs-text, so take the raw bytes.
-        let line_len = first_line(head).len();
         self.reason = if line_len > 13 { 13..line_len } else { line_len..line_len };
-        collect_headers(head, res.headers, &mut self.headers)?;
         self.raw.extend_from_slice(head);
 
         let framing = analyze_framing(&self.raw, &self.headers, false, true)?;
         self.content_length = framing.content_length;
         self.chunked = framing.chunked;
+        let connection = connection_options(&self.raw, &mut self.headers);
         self.persistent = code != 101
             && match self.version {
-                Version::Http11 => !connection_has(&self.raw, &self.headers, b"close"),
-                Version::Http10 => {
-                    connection_has(&self.raw, &self.headers, b"keep-alive")
-                        && !connection_has(&self.raw, &self.headers, b"close")
-                }
+                Version::Http11 => !connection.close,
+                Version::Http10 => connection.keep_alive && !connection.close,
             };
-        Ok(Some(end))
+        Ok(Some(len))
     }
 
     /// The status code (100..=599).
@@ -204,11 +199,10 @@ fn push_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
 /// Content-Length: framing is written by the caller).
 fn push_end_to_end(head: &ResponseHead, out: &mut Vec<u8>) {
     for h in &head.headers {
-        let name = slice(&head.raw, &h.name);
-        if is_hop_by_hop(name, &head.raw, &head.headers) || name.eq_ignore_ascii_case(b"content-length") {
+        if h.hop || h.kind == FieldKind::ContentLength {
             continue;
         }
-        push_field(out, name, slice(&head.raw, &h.value));
+        push_field(out, slice(&head.raw, &h.name), slice(&head.raw, &h.value));
     }
 }
 
@@ -348,6 +342,13 @@ mod tests {
         ("bare LF", b"HTTP/1.1 200 OK\nX: a\n\n", Reject(MALFORMED)),
         ("bare CR", b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", Reject(MALFORMED)),
         ("NUL in value", b"HTTP/1.1 200 OK\r\nX: \0\r\n\r\n", Reject(MALFORMED)),
+        ("no reason, no space", b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", Accept(200, b"")),
+        ("bare LF ends status line", b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF, no headers", b"HTTP/1.1 204 No Content\n\r\n", Reject(MALFORMED)),
+        ("bare LF between headers", b"HTTP/1.1 200 OK\r\nX: a\nY: b\r\n\r\n", Reject(MALFORMED)),
+        ("bare LF final line", b"HTTP/1.1 200 OK\r\nX: a\r\n\n", Reject(MALFORMED)),
+        ("leading bare LF", b"\nHTTP/1.1 200 OK\r\n\r\n", Reject(MALFORMED)),
+        ("DEL in reason", b"HTTP/1.1 200 O\x7fK\r\n\r\n", Reject(MALFORMED)),
         ("control in reason", b"HTTP/1.1 200 O\x01K\r\n\r\n", Reject(MALFORMED)),
         ("leading CRLF", b"\r\nHTTP/1.1 200 OK\r\n\r\n", Reject(MALFORMED)),
         ("CL and TE", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Reject(FRAMING)),
