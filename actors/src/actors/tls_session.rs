@@ -803,7 +803,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let body_timeout = settings.http.body_timeout;
         let body = self.req.body();
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
-        let default_host = addr.to_string();
+        // Only an HTTP/1.0 request without Host needs one made up.
+        let default_host = if self.req.host().is_none() { addr.to_string() } else { String::new() };
         let via = settings.http.via.then_some("terminus");
 
         // 1. The head, with a small Content-Length body that is already
