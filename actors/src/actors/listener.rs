@@ -24,7 +24,7 @@ use log::{debug, warn};
 use rustls::ServerConfig;
 
 use crate::actors::tls_session::TlsSession;
-use crate::runtime::{self, TcpListener};
+use crate::runtime::{self, LocalListener};
 use crate::worker::Worker;
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
@@ -50,7 +50,7 @@ pub struct SetSockets(pub Vec<StdTcpListener>);
 
 /// Accepts connections and starts their sessions.
 pub struct Listener {
-    sockets: Vec<Rc<TcpListener>>,
+    sockets: Vec<Rc<LocalListener>>,
     worker: Rc<Worker>,
     accepting: bool,
     loops: Vec<SpawnHandle>,
@@ -59,7 +59,8 @@ pub struct Listener {
 impl Listener {
     /// Wraps the worker's listening sockets.
     pub fn new(sockets: Vec<StdTcpListener>, worker: Rc<Worker>) -> io::Result<Self> {
-        let sockets = sockets.into_iter().map(|s| runtime::listener(s).map(Rc::new)).collect::<io::Result<_>>()?;
+        let sockets =
+            sockets.into_iter().map(|s| runtime::local_listener(s).map(Rc::new)).collect::<io::Result<_>>()?;
         Ok(Self { sockets, worker, accepting: true, loops: Vec::new() })
     }
 }
@@ -100,7 +101,7 @@ impl Handler<StopAccepting> for Listener {
 impl Handler<SetSockets> for Listener {
     type Result = ();
     fn handle(&mut self, msg: SetSockets, ctx: &mut Context<Self>) {
-        let sockets: io::Result<Vec<_>> = msg.0.into_iter().map(|s| runtime::listener(s).map(Rc::new)).collect();
+        let sockets: io::Result<Vec<_>> = msg.0.into_iter().map(|s| runtime::local_listener(s).map(Rc::new)).collect();
         let sockets = match sockets {
             Ok(s) => s,
             Err(e) => {
@@ -130,7 +131,7 @@ impl Handler<SetTls> for Listener {
     }
 }
 
-async fn accept_loop(socket: Rc<TcpListener>, worker: Rc<Worker>) {
+async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
     let max = worker.settings.listener.max_connections;
     loop {
         let (stream, peer) = match socket.accept().await {

@@ -1,27 +1,33 @@
-//! Edge-triggered readiness for a worker thread's connections.
+//! Edge-triggered readiness for a worker thread's connections, and the
+//! loop that runs the worker.
 //!
 //! async-io registers every socket one-shot in its global epoll, so every
 //! wait for readiness costs an `epoll_ctl` to re-arm it (measured: 2.2 per
-//! proxied request). A worker instead keeps its connections in an epoll
-//! instance of its own, each registered once, edge-triggered, as nginx and
-//! tokio do. That instance's descriptor is itself one source on the async-io
-//! reactor, so the worker thread still sleeps in one place (`block_on`), and
-//! one re-arm serves a whole batch of events. [`dispatch`] runs in the
-//! worker's root future: it drains the instance and wakes the tasks.
+//! proxied request), and all threads share that one reactor. A worker
+//! instead keeps its listeners and connections in an epoll instance of its
+//! own, each registered once, edge-triggered, as nginx and tokio do, and
+//! sleeps in that instance ([`block_on`]). Wake-ups from other threads
+//! (actix messages, tokio timers, the few async-io sources a worker uses,
+//! such as sleeps) arrive through an eventfd in the same instance; async-io's
+//! own driver thread runs its reactor.
 //!
 //! Readiness is a flag per direction, set by an event and cleared by
 //! `EAGAIN` or by a short read (the socket was drained: the next data to
 //! arrive raises a new edge).
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
-use async_io::Async;
 use rustix::buffer::spare_capacity;
-use rustix::event::{Timespec, epoll};
+use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 
 thread_local! {
     /// The worker thread's epoll instance (None on other threads).
@@ -31,10 +37,13 @@ thread_local! {
 /// Events taken from the instance per `epoll_wait`.
 const BATCH: usize = 256;
 
+/// Key of the cross-thread wake-up eventfd in the epoll instance.
+const NOTIFY_KEY: u64 = u64::MAX;
+
 /// Installs a reactor on the current (worker) thread.
 pub(super) fn install() -> io::Result<()> {
     let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    let reactor = Rc::new(Reactor { epoll: Async::new(epoll)?, sources: RefCell::default() });
+    let reactor = Rc::new(Reactor { epoll, sources: RefCell::default() });
     REACTOR.with(|r| *r.borrow_mut() = Some(reactor));
     Ok(())
 }
@@ -49,27 +58,92 @@ pub(super) fn current() -> Option<Rc<Reactor>> {
     REACTOR.try_with(|r| r.borrow().clone()).ok().flatten()
 }
 
-/// Drains the worker's epoll instance whenever it has events, forever
-/// (it runs beside the worker's main future and must never end first).
-pub(super) async fn dispatch() {
-    let Some(reactor) = current() else { return std::future::pending().await };
-    let mut events = Vec::with_capacity(BATCH);
-    loop {
-        if let Err(e) = reactor.epoll.readable().await {
-            log::error!("worker epoll instance failed: {e}");
-            return std::future::pending().await;
+/// Wakes the worker's loop: a flag when the loop is running, an eventfd
+/// write when it sleeps in `epoll_wait`.
+struct Notify {
+    woken: AtomicBool,
+    sleeping: AtomicBool,
+    eventfd: OwnedFd,
+}
+
+impl Wake for Notify {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, SeqCst) && self.sleeping.load(SeqCst) {
+            let _ = rustix::io::write(&self.eventfd, &1u64.to_ne_bytes());
         }
+    }
+}
+
+/// The worker's loop: its epoll instance and the wake-up eventfd in it.
+pub(super) struct Runner {
+    reactor: Rc<Reactor>,
+    notify: Arc<Notify>,
+}
+
+impl Runner {
+    /// A loop over the current thread's reactor (see [`install`]).
+    pub(super) fn new() -> io::Result<Self> {
+        let reactor = current().ok_or_else(|| io::Error::other("no worker reactor on this thread"))?;
+        let eventfd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
+        epoll::add(&reactor.epoll, &eventfd, epoll::EventData::new_u64(NOTIFY_KEY), flags)?;
+        let notify = Arc::new(Notify { woken: AtomicBool::new(true), sleeping: AtomicBool::new(false), eventfd });
+        Ok(Self { reactor, notify })
+    }
+
+    /// Runs `fut` until it completes: polls it when woken, otherwise sleeps
+    /// in the epoll instance, delivering readiness to the sources and
+    /// calling `on_tick` every `tick`.
+    pub(super) fn block_on<T>(
+        self,
+        fut: impl Future<Output = T>,
+        tick: Duration,
+        mut on_tick: impl FnMut(Instant),
+    ) -> T {
+        let Self { reactor, notify } = self;
+        let waker = Waker::from(notify.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        let mut events = Vec::with_capacity(BATCH);
+        let mut next_tick = Instant::now() + tick;
         loop {
+            if notify.woken.swap(false, SeqCst)
+                && let Poll::Ready(v) = fut.as_mut().poll(&mut cx)
+            {
+                return v;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                on_tick(now);
+                next_tick = now + tick;
+            }
+            notify.sleeping.store(true, SeqCst);
+            let wait =
+                if notify.woken.load(SeqCst) { Duration::ZERO } else { next_tick.saturating_duration_since(now) };
+            let timeout = Timespec { tv_sec: wait.as_secs() as _, tv_nsec: wait.subsec_nanos().into() };
             events.clear();
-            let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
-            if epoll::wait(reactor.epoll.get_ref(), spare_capacity(&mut events), Some(&zero)).is_err() {
-                break;
+            let waited = epoll::wait(&reactor.epoll, spare_capacity(&mut events), Some(&timeout));
+            notify.sleeping.store(false, SeqCst);
+            if let Err(e) = waited {
+                if e != rustix::io::Errno::INTR {
+                    log::error!("worker epoll_wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                continue;
             }
             for event in &events {
-                reactor.deliver(event.data.u64(), event.flags);
-            }
-            if events.len() < BATCH {
-                break;
+                match event.data.u64() {
+                    NOTIFY_KEY => {
+                        let mut buf = [0u8; 8];
+                        let _ = rustix::io::read(&notify.eventfd, &mut buf);
+                        notify.woken.store(true, SeqCst);
+                    }
+                    key => reactor.deliver(key, event.flags),
+                }
             }
         }
     }
@@ -77,7 +151,7 @@ pub(super) async fn dispatch() {
 
 /// One worker's epoll instance and its registered sources.
 pub(super) struct Reactor {
-    epoll: Async<OwnedFd>,
+    epoll: OwnedFd,
     sources: RefCell<Slots>,
 }
 
@@ -103,7 +177,7 @@ impl Reactor {
         slots.entries[slot] = (generation, Some(source.clone()));
         drop(slots);
         let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
-        if let Err(e) = epoll::add(self.epoll.get_ref(), fd, epoll::EventData::new_u64(key), flags) {
+        if let Err(e) = epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), flags) {
             self.release(slot);
             return Err(e.into());
         }
@@ -228,6 +302,16 @@ impl Registration {
         read: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         self.source.read.poll(cx, read, |&n| n > 0 && n < want)
+    }
+
+    /// Runs `op` (an accept) once the source is readable; `EAGAIN` waits
+    /// for the next edge.
+    pub(super) fn poll_accept<T>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        self.source.read.poll(cx, op, |_| false)
     }
 
     /// Writes with `write` once the source is writable.

@@ -1,16 +1,15 @@
 //! The runtime seam: the only module that names async-io, epoll, tokio's
 //! local task set and the worker threads.
 //!
-//! Terminus drives its sockets with async-io (the reactor of async-std and of
-//! its successor smol; async-std itself, discontinued upstream, is no longer
-//! used) and its actors with actix. The measured layout (see
-//! `docs/architecture.md`) is one thread per worker that runs
-//! `async_io::block_on` over a tokio `LocalSet`: the thread drives the
-//! reactor itself, so readiness events never cross threads, while actix
-//! actors spawn onto the `LocalSet`. A worker's connections are registered
-//! edge-triggered in an epoll instance of the worker's own ([`edge`]), whose
-//! descriptor is one source on the async-io reactor. Swapping the runtime
-//! means changing this module only.
+//! Each worker is one thread that runs a tokio `LocalSet` (where actix
+//! actors spawn) under a loop of its own ([`edge`]): the worker's listeners
+//! and connections are registered once, edge-triggered, in the worker's own
+//! epoll instance, and the thread sleeps there, so readiness never crosses
+//! threads and workers never share a reactor. Off the workers (admin,
+//! redirect, control plane) sockets and timers are async-io's: the reactor
+//! of async-std and of its successor smol (async-std itself, discontinued
+//! upstream, is no longer used). Swapping the runtime means changing this
+//! module only.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -141,7 +140,7 @@ impl AsyncWrite for TcpStream {
     }
 }
 
-/// A listening socket on the async-io reactor.
+/// A listening socket on the async-io reactor, usable from any thread.
 #[derive(Debug)]
 pub struct TcpListener {
     io: Async<StdTcpListener>,
@@ -152,6 +151,30 @@ impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (io, peer) = self.io.read_with(|l| l.accept()).await?;
         Ok((TcpStream::from_std(io)?, peer))
+    }
+}
+
+/// A worker's listening socket: in the worker's epoll instance (an async-io
+/// source if the worker has none). Stays on the thread that made it.
+#[derive(Debug)]
+pub struct LocalListener(Listening);
+
+#[derive(Debug)]
+enum Listening {
+    Edge { io: StdTcpListener, reg: edge::Registration },
+    Async(TcpListener),
+}
+
+impl LocalListener {
+    /// Accepts one connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        match &self.0 {
+            Listening::Edge { io, reg } => {
+                let (io, peer) = std::future::poll_fn(|cx| reg.poll_accept(cx, || io.accept())).await?;
+                Ok((TcpStream::from_std(io)?, peer))
+            }
+            Listening::Async(l) => l.accept().await,
+        }
     }
 }
 
@@ -197,8 +220,8 @@ impl std::fmt::Debug for TimerRuntime {
     }
 }
 
-/// Starts a worker thread that drives the async-io reactor and runs
-/// `main` (and every actor it starts) on a local task set.
+/// Starts a worker thread that runs `main` (and every actor it starts) on a
+/// local task set, under the worker's own epoll loop ([`edge::Runner`]).
 ///
 /// `main` is called on the new thread; the future it returns is run to
 /// completion, after which the local task set (and every session still on
@@ -213,11 +236,23 @@ where
         let _enter = handle.as_ref().map(|h| h.enter());
         let local = tokio::task::LocalSet::new();
         WHEEL.with(|w| *w.borrow_mut() = Some(Wheel::default()));
-        if let Err(e) = edge::install() {
-            log::warn!("worker sockets fall back to the shared reactor: {e}");
+        match edge::install().and_then(|()| edge::Runner::new()) {
+            Ok(runner) => {
+                let fire_due = |now: Instant| {
+                    WHEEL.with(|w| {
+                        if let Some(wheel) = w.borrow_mut().as_mut() {
+                            wheel.fire_due(now);
+                        }
+                    })
+                };
+                runner.block_on(local.run_until(main()), TIMEOUT_TICK, fire_due);
+            }
+            Err(e) => {
+                log::warn!("worker runs on the shared async-io reactor: {e}");
+                edge::uninstall();
+                async_io::block_on(local.run_until(futures_lite::future::or(main(), tick())));
+            }
         }
-        let root = futures_lite::future::or(main(), futures_lite::future::or(tick(), edge::dispatch()));
-        async_io::block_on(local.run_until(root));
         edge::uninstall();
         WHEEL.with(|w| *w.borrow_mut() = None);
     })
@@ -351,9 +386,21 @@ fn on_worker() -> bool {
     WHEEL.try_with(|w| w.try_borrow().map(|g| g.is_some()).unwrap_or(false)).unwrap_or(false)
 }
 
-/// Wraps a bound std listener for use on the current worker thread.
+/// Wraps a bound std listener as an async-io source (any thread).
 pub fn listener(std: StdTcpListener) -> io::Result<TcpListener> {
     Ok(TcpListener { io: Async::new(std)? })
+}
+
+/// Wraps a bound std listener for the current worker thread's accept loop.
+pub fn local_listener(std: StdTcpListener) -> io::Result<LocalListener> {
+    Ok(LocalListener(match edge::current() {
+        Some(reactor) => {
+            std.set_nonblocking(true)?;
+            let reg = reactor.register(&std)?;
+            Listening::Edge { io: std, reg }
+        }
+        None => Listening::Async(listener(std)?),
+    }))
 }
 
 /// Binds a listening socket the way a server should: `SO_REUSEADDR` (fast
