@@ -2,7 +2,7 @@
 //! local task set and the worker threads.
 //!
 //! Each worker is one thread that runs a tokio `LocalSet` (where actix
-//! actors spawn) under a loop of its own ([`edge`]): the worker's listeners
+//! actors spawn) under a loop of its own (`runtime/edge.rs`): the worker's listeners
 //! and connections are registered once, edge-triggered, in the worker's own
 //! epoll instance, and the thread sleeps there, so readiness never crosses
 //! threads and workers never share a reactor. Off the workers (admin,
@@ -28,7 +28,7 @@ mod edge;
 /// A TCP connection.
 ///
 /// On a worker thread it is registered once, edge-triggered, in the
-/// worker's own epoll instance ([`edge`]); elsewhere (admin, health checks
+/// worker's own epoll instance (`runtime/edge.rs`); elsewhere (admin, health checks
 /// on other threads) it is an async-io source.
 ///
 /// A read that returned less than asked for drained the socket, so the next
@@ -221,7 +221,7 @@ impl std::fmt::Debug for TimerRuntime {
 }
 
 /// Starts a worker thread that runs `main` (and every actor it starts) on a
-/// local task set, under the worker's own epoll loop ([`edge::Runner`]).
+/// local task set, under the worker's own epoll loop (`runtime/edge.rs`).
 ///
 /// `main` is called on the new thread; the future it returns is run to
 /// completion, after which the local task set (and every session still on
