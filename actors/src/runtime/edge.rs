@@ -96,13 +96,15 @@ impl Runner {
     }
 
     /// Runs `fut` until it completes: polls it when woken, otherwise sleeps
-    /// in the epoll instance, delivering readiness to the sources and
-    /// calling `on_tick` every `tick`.
+    /// in the epoll instance, delivering readiness to the sources. Before
+    /// each sleep it calls `on_tick`, with the time once per `tick`; while
+    /// `on_tick` reports timers armed the sleep lasts until the next tick,
+    /// otherwise until an event (an idle worker does not wake up).
     pub(super) fn block_on<T>(
         self,
         fut: impl Future<Output = T>,
         tick: Duration,
-        mut on_tick: impl FnMut(Instant),
+        mut on_tick: impl FnMut(Option<Instant>) -> bool,
     ) -> T {
         let Self { reactor, notify } = self;
         let waker = Waker::from(notify.clone());
@@ -117,16 +119,21 @@ impl Runner {
                 return v;
             }
             let now = Instant::now();
-            if now >= next_tick {
-                on_tick(now);
+            let armed = if now >= next_tick {
                 next_tick = now + tick;
-            }
+                on_tick(Some(now))
+            } else {
+                on_tick(None)
+            };
             notify.sleeping.store(true, SeqCst);
-            let wait =
-                if notify.woken.load(SeqCst) { Duration::ZERO } else { next_tick.saturating_duration_since(now) };
-            let timeout = Timespec { tv_sec: wait.as_secs() as _, tv_nsec: wait.subsec_nanos().into() };
+            let wait = if notify.woken.load(SeqCst) {
+                Some(Duration::ZERO)
+            } else {
+                armed.then(|| next_tick.saturating_duration_since(now))
+            };
+            let timeout = wait.map(|w| Timespec { tv_sec: w.as_secs() as _, tv_nsec: w.subsec_nanos().into() });
             events.clear();
-            let waited = epoll::wait(&reactor.epoll, spare_capacity(&mut events), Some(&timeout));
+            let waited = epoll::wait(&reactor.epoll, spare_capacity(&mut events), timeout.as_ref());
             notify.sleeping.store(false, SeqCst);
             if let Err(e) = waited {
                 if e != rustix::io::Errno::INTR {

@@ -238,11 +238,16 @@ where
         WHEEL.with(|w| *w.borrow_mut() = Some(Wheel::default()));
         match edge::install().and_then(|()| edge::Runner::new()) {
             Ok(runner) => {
-                let fire_due = |now: Instant| {
+                // Fires what is due (when given the time); whether any
+                // timeout is still armed.
+                let fire_due = |now: Option<Instant>| {
                     WHEEL.with(|w| {
-                        if let Some(wheel) = w.borrow_mut().as_mut() {
+                        let mut guard = w.borrow_mut();
+                        let Some(wheel) = guard.as_mut() else { return false };
+                        if let Some(now) = now {
                             wheel.fire_due(now);
                         }
+                        wheel.slots.len() > wheel.free.len()
                     })
                 };
                 runner.block_on(local.run_until(main()), TIMEOUT_TICK, fire_due);
