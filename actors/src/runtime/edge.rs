@@ -277,13 +277,7 @@ impl Direction {
                     }
                     return Poll::Ready(Ok(v));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.closed.get() => self.ready.set(false),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Closed but nothing to report yet (a half-close seen
-                    // before the data): wait for the next event after all.
-                    self.ready.set(false);
-                    self.closed.set(false);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.set(false),
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }

@@ -21,20 +21,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
-use futures_lite::{AsyncRead, AsyncWrite, ready};
+use futures_lite::{AsyncRead, AsyncWrite};
 
 mod edge;
 
 /// A TCP connection.
 ///
 /// On a worker thread it is registered once, edge-triggered, in the
-/// worker's own epoll instance (`runtime/edge.rs`); elsewhere (admin, health checks
-/// on other threads) it is an async-io source.
-///
-/// A read that returned less than asked for drained the socket, so the next
-/// read waits for readiness before calling `recv`: trying first would only
-/// return `EAGAIN` (measured: 4.5 `recvfrom` per proxied request, 2 of them
-/// `EAGAIN`, before this).
+/// worker's own epoll instance (`runtime/edge.rs`, which also skips the
+/// `EAGAIN` read after a short one); elsewhere (admin, health checks on
+/// other threads) it is an async-io source.
 #[derive(Debug)]
 pub struct TcpStream(Stream);
 
@@ -43,7 +39,7 @@ enum Stream {
     // Field order matters: the socket closes (leaving the epoll instance)
     // before its slot is freed.
     Edge { io: std::net::TcpStream, reg: edge::Registration },
-    Async { io: Async<std::net::TcpStream>, drained: bool },
+    Async(Async<std::net::TcpStream>),
 }
 
 impl TcpStream {
@@ -54,14 +50,14 @@ impl TcpStream {
                 let reg = reactor.register(&io)?;
                 Stream::Edge { io, reg }
             }
-            None => Stream::Async { io: Async::new(io)?, drained: false },
+            None => Stream::Async(Async::new(io)?),
         }))
     }
 
     fn std(&self) -> &std::net::TcpStream {
         match &self.0 {
             Stream::Edge { io, .. } => io,
-            Stream::Async { io, .. } => io.get_ref(),
+            Stream::Async(io) => io.get_ref(),
         }
     }
 
@@ -84,22 +80,7 @@ impl AsyncRead for TcpStream {
                 let want = buf.len();
                 reg.poll_read(cx, want, || io.read(buf))
             }
-            Stream::Async { io, drained } => {
-                if *drained {
-                    ready!(io.poll_readable(cx))?;
-                    *drained = false;
-                }
-                loop {
-                    match io.get_ref().read(buf) {
-                        Ok(n) => {
-                            *drained = n > 0 && n < buf.len();
-                            return Poll::Ready(Ok(n));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(io.poll_readable(cx))?,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    }
-                }
-            }
+            Stream::Async(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
 }
@@ -109,7 +90,7 @@ impl AsyncWrite for TcpStream {
         use std::io::Write;
         match &mut self.get_mut().0 {
             Stream::Edge { io, reg } => reg.poll_write(cx, || io.write(buf)),
-            Stream::Async { io, .. } => Pin::new(io).poll_write(cx, buf),
+            Stream::Async(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
 
@@ -121,21 +102,21 @@ impl AsyncWrite for TcpStream {
         use std::io::Write;
         match &mut self.get_mut().0 {
             Stream::Edge { io, reg } => reg.poll_write(cx, || io.write_vectored(bufs)),
-            Stream::Async { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+            Stream::Async(io) => Pin::new(io).poll_write_vectored(cx, bufs),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
             Stream::Edge { .. } => Poll::Ready(Ok(())),
-            Stream::Async { io, .. } => Pin::new(io).poll_flush(cx),
+            Stream::Async(io) => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
             Stream::Edge { io, .. } => Poll::Ready(io.shutdown(std::net::Shutdown::Write)),
-            Stream::Async { io, .. } => Pin::new(io).poll_close(cx),
+            Stream::Async(io) => Pin::new(io).poll_close(cx),
         }
     }
 }
@@ -238,18 +219,6 @@ where
         WHEEL.with(|w| *w.borrow_mut() = Some(Wheel::default()));
         match edge::install().and_then(|()| edge::Runner::new()) {
             Ok(runner) => {
-                // Fires what is due (when given the time); whether any
-                // timeout is still armed.
-                let fire_due = |now: Option<Instant>| {
-                    WHEEL.with(|w| {
-                        let mut guard = w.borrow_mut();
-                        let Some(wheel) = guard.as_mut() else { return false };
-                        if let Some(now) = now {
-                            wheel.fire_due(now);
-                        }
-                        wheel.slots.len() > wheel.free.len()
-                    })
-                };
                 runner.block_on(local.run_until(main()), TIMEOUT_TICK, fire_due);
             }
             Err(e) => {
@@ -323,16 +292,25 @@ impl Wheel {
     }
 }
 
-/// Fires due coarse timeouts every tick; runs as long as its worker.
+/// Fires the worker's due coarse timeouts (when given the time); whether
+/// any is still armed.
+fn fire_due(now: Option<Instant>) -> bool {
+    WHEEL.with(|w| {
+        let mut guard = w.borrow_mut();
+        let Some(wheel) = guard.as_mut() else { return false };
+        if let Some(now) = now {
+            wheel.fire_due(now);
+        }
+        wheel.slots.len() > wheel.free.len()
+    })
+}
+
+/// Fires due coarse timeouts every tick on the shared reactor (a worker
+/// without its own epoll instance); runs as long as its worker.
 async fn tick() {
     loop {
         async_io::Timer::after(TIMEOUT_TICK).await;
-        let now = Instant::now();
-        WHEEL.with(|w| {
-            if let Some(wheel) = w.borrow_mut().as_mut() {
-                wheel.fire_due(now);
-            }
-        });
+        fire_due(Some(Instant::now()));
     }
 }
 
@@ -434,20 +412,16 @@ pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream>
 /// [`TIMEOUT_TICK`]) that costs nothing when `fut` is ready at once; on other
 /// threads it is an exact async-io timer.
 pub async fn timeout<F: Future>(limit: Duration, fut: F) -> io::Result<F::Output> {
-    if on_worker() {
-        let expiry = Expiry { deadline: Instant::now() + limit, slot: None };
-        let expired = async {
-            expiry.await;
-            Err(io::ErrorKind::TimedOut.into())
-        };
-        futures_lite::future::or(async { Ok(fut.await) }, expired).await
-    } else {
-        let expired = async {
-            async_io::Timer::after(limit).await;
-            Err(io::ErrorKind::TimedOut.into())
-        };
-        futures_lite::future::or(async { Ok(fut.await) }, expired).await
-    }
+    let deadline = Instant::now() + limit;
+    let expired = async {
+        if on_worker() {
+            Expiry { deadline, slot: None }.await;
+        } else {
+            async_io::Timer::at(deadline).await;
+        }
+        Err(io::ErrorKind::TimedOut.into())
+    };
+    futures_lite::future::or(async { Ok(fut.await) }, expired).await
 }
 
 /// Sleeps on the reactor's timer.
