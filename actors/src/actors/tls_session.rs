@@ -155,10 +155,11 @@ impl HandshakeFailed {
 /// rustls connection, then lets futures-rustls complete the handshake.
 async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<TcpStream>, HandshakeFailed> {
     let mut scan = HelloScan::new();
-    let mut bytes = Vec::with_capacity(HELLO_READ);
-    let mut chunk = [0u8; HELLO_READ];
+    let mut bytes = Vec::new();
     loop {
-        let n = match tcp.read(&mut chunk).await {
+        let filled = bytes.len();
+        bytes.resize(filled + HELLO_READ, 0);
+        let n = match tcp.read(&mut bytes[filled..]).await {
             Ok(0) => {
                 let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during its hello");
                 return Err(HandshakeFailed::new(eof, None));
@@ -166,7 +167,7 @@ async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStre
             Ok(n) => n,
             Err(e) => return Err(HandshakeFailed::new(e, None)),
         };
-        bytes.extend_from_slice(&chunk[..n]);
+        bytes.truncate(filled + n);
         match scan.feed(&bytes) {
             Verdict::NeedMore => {}
             Verdict::Pass => break,
