@@ -19,18 +19,14 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures_rustls::TlsAcceptor;
-use futures_rustls::server::TlsStream;
 use log::{Level, debug, info, log_enabled};
-use rustls::server::{ServerConfig, ServerConnection};
+use rustls::server::{ServerConfig, UnbufferedServerConnection};
 
 use crate::actors::balancer::PickError;
 use crate::balance::load::RetryToken;
@@ -43,6 +39,7 @@ use crate::io::{Buf, RelayError, flush_out, relay_body};
 use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
 use crate::tls::hello::{Alert, HelloScan, Verdict};
+use crate::tls::stream::TlsStream;
 use crate::worker::Worker;
 
 /// Log target of the access log: one line per request.
@@ -111,13 +108,13 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
     // it (a moved-in value keeps its own slot in a future's layout).
-    let mut session = Box::new(Session::new(conn, peer, Client(tls), worker));
-    session.identity = client_identity(&session.client.0, &session.worker);
+    let mut session = Box::new(Session::new(conn, peer, tls, worker));
+    session.identity = client_identity(&session.client, &session.worker);
     session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
 
-async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker) -> Option<TlsStream<TcpStream>> {
+async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker) -> Option<TlsStream> {
     let config = worker.tls.borrow().clone();
     let limit = worker.settings.listener.handshake_timeout;
     let failed = match runtime::timeout(limit, accept(tcp, config)).await {
@@ -153,7 +150,7 @@ impl HandshakeFailed {
 
 /// Reads and checks the ClientHello's records ([`crate::tls::hello`]), hands them to a
 /// rustls connection, then lets futures-rustls complete the handshake.
-async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream<TcpStream>, HandshakeFailed> {
+async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, HandshakeFailed> {
     let mut scan = HelloScan::new();
     let mut bytes = Vec::new();
     loop {
@@ -178,36 +175,27 @@ async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStre
             }
         }
     }
-    let mut session = match ServerConnection::new(config.clone()) {
-        Ok(session) => session,
+    let conn = match UnbufferedServerConnection::new(config) {
+        Ok(conn) => conn,
         Err(e) => return Err(HandshakeFailed::new(io::Error::other(e), None)),
     };
-    if let Err(e) = feed_tls(&mut session, &bytes) {
-        // rustls' own alert when it queued one; otherwise the one it meant
-        // (nothing is encrypted before the ClientHello is processed).
-        let mut out = Vec::new();
-        while session.wants_write() && session.write_tls(&mut out).is_ok_and(|n| n > 0) {}
-        if out.is_empty() {
-            out.extend_from_slice(&Alert::for_error(&e).record());
-        }
-        let _ = tcp.write_all(&out).await;
-        return Err(HandshakeFailed::new(io::Error::new(io::ErrorKind::InvalidData, e), Some(tcp)));
+    let mut tls = TlsStream::new(conn, tcp, bytes);
+    let Err(error) = tls.handshake().await else {
+        return Ok(tls);
+    };
+    // A ClientHello that rustls refuses is answered like the ones refused
+    // above: an alert (rustls' own, or the one it meant: nothing is
+    // encrypted yet), then the linger. Later failures got rustls' alert,
+    // if any, and close at once.
+    let Some(failure) = tls.failure().filter(|f| f.first_flight).cloned() else {
+        return Err(HandshakeFailed::new(error, None));
+    };
+    let _ = tls.flush().await;
+    let mut tcp = tls.into_tcp();
+    if !failure.alerted {
+        let _ = tcp.write_all(&Alert::for_error(&failure.error).record()).await;
     }
-    drop(bytes);
-    TlsAcceptor::from(config).accept_with(tcp, move |s| *s = session).await.map_err(|e| HandshakeFailed::new(e, None))
-}
-
-/// Hands bytes read from the socket to rustls and processes them.
-fn feed_tls(session: &mut ServerConnection, mut bytes: &[u8]) -> Result<(), rustls::Error> {
-    while !bytes.is_empty() {
-        match session.read_tls(&mut bytes) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(rustls::Error::General(e.to_string())),
-        }
-        session.process_new_packets()?;
-    }
-    Ok(())
+    Err(HandshakeFailed::new(error, Some(tcp)))
 }
 
 /// After a failed handshake: stop sending, and read and drop what the client
@@ -228,51 +216,13 @@ async fn linger(mut tcp: TcpStream) {
     let _ = runtime::timeout(LINGER_TIME, drain).await;
 }
 
-/// The client's TLS stream. A read also sends what rustls queued while
-/// reading (a `no_renegotiation` warning, the answer to a KeyUpdate), which
-/// would otherwise wait for the next response.
-struct Client(TlsStream<TcpStream>);
-
-impl AsyncRead for Client {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let read = Pin::new(&mut self.0).poll_read(cx, buf);
-        if self.0.get_ref().1.wants_write() {
-            // Best effort: what does not fit now leaves with the next write.
-            let _ = Pin::new(&mut self.0).poll_flush(cx);
-        }
-        read
-    }
-}
-
-impl AsyncWrite for Client {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
-    }
-}
-
 /// The subject of the client's verified certificate, if one was presented
 /// and the identity header is configured.
-fn client_identity(tls: &TlsStream<TcpStream>, worker: &Worker) -> Option<String> {
+fn client_identity(tls: &TlsStream, worker: &Worker) -> Option<String> {
     if worker.settings.listener.client_auth.identity_header.is_empty() {
         return None;
     }
-    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    let leaf = tls.peer_certificates()?.first()?;
     crate::tls::certs::subject(leaf)
 }
 

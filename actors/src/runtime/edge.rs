@@ -305,6 +305,12 @@ impl Registration {
         self.source.read.poll(cx, read, |&n| n > 0 && n < want)
     }
 
+    /// Ready while the source is readable (as far as the last edge and
+    /// read tell); otherwise the task waits for the next edge.
+    pub(super) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.source.read.poll(cx, || Ok(()), |_| false)
+    }
+
     /// Runs `op` (an accept) once the source is readable; `EAGAIN` waits
     /// for the next edge.
     pub(super) fn poll_accept<T>(

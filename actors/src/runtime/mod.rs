@@ -70,6 +70,16 @@ impl TcpStream {
     pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         self.std().shutdown(how)
     }
+
+    /// Ready once a read may find bytes (or the end of the stream); the
+    /// read may still find nothing. Lets a reader take a buffer only when
+    /// there is something to put in it.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.0 {
+            Stream::Edge { reg, .. } => reg.poll_readable(cx),
+            Stream::Async(io) => io.poll_readable(cx),
+        }
+    }
 }
 
 impl AsyncRead for TcpStream {

@@ -18,6 +18,7 @@ pub mod certs;
 pub mod hello;
 pub mod policy;
 pub mod sni;
+pub mod stream;
 pub mod tickets;
 
 use crate::settings::{ClientAuthMode, ListenerSettings};

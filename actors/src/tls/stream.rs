@@ -1,0 +1,607 @@
+//! A client's TLS stream, on rustls' unbuffered API.
+//!
+//! futures-rustls wraps rustls' buffered `ServerConnection`, whose input
+//! buffer (4 KiB from the first read on) stays allocated for the life of the
+//! connection. Here the stream owns its buffers: ciphertext read and not yet
+//! processed, ciphertext not yet sent, and decrypted bytes not yet read each
+//! take memory from a per-thread pool only while they hold bytes, so an idle
+//! connection keeps rustls' protocol state (keys, sequence numbers) and
+//! nothing else. Records are encrypted straight into the output buffer.
+//!
+//! A read also sends what rustls queued while reading (a KeyUpdate answer, a
+//! `no_renegotiation` warning) instead of leaving it for the next response.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus};
+use rustls_pki_types::CertificateDer;
+
+use crate::runtime::TcpStream;
+
+/// Room for one record as it travels (rustls' largest: 16 KiB of payload,
+/// 2 KiB of expansion, a 5-byte header); the size of pooled buffers.
+const RECORD_BUF: usize = 16 * 1024 + 2048 + 5;
+/// Plaintext encrypted per write: one full record.
+const MAX_WRITE: usize = 16 * 1024;
+/// Unprocessed input may grow past one record only while a handshake
+/// message spans records (rustls refuses those over 64 KiB).
+const MAX_INPUT: usize = 96 * 1024;
+/// Output queued by reads (alerts, KeyUpdate answers) beyond which reads
+/// wait for it to leave.
+const MAX_QUEUED: usize = 64 * 1024;
+/// Buffers a thread keeps for reuse.
+const MAX_POOLED: usize = 512;
+
+thread_local! {
+    /// Each worker thread's free buffers of [`RECORD_BUF`] bytes.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_buf() -> Vec<u8> {
+    POOL.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| vec![0; RECORD_BUF])
+}
+
+fn give_buf(buf: Vec<u8>) {
+    if buf.len() == RECORD_BUF {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_POOLED {
+                pool.push(buf);
+            }
+        });
+    }
+}
+
+/// Bytes in `data[start..end]`; `data` holds no memory while they are none.
+#[derive(Default)]
+struct Bytes {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Bytes {
+    fn from_vec(data: Vec<u8>) -> Self {
+        let end = data.len();
+        Self { data, start: 0, end }
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn filled_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
+    /// Drops `n` bytes from the front; the memory goes back to the pool
+    /// once nothing is left.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        if !self.data.is_empty() {
+            give_buf(std::mem::take(&mut self.data));
+        }
+    }
+
+    /// The free space after the bytes, at least `min` long.
+    fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.data.is_empty() {
+            self.data = take_buf();
+        }
+        if self.data.len() - self.end < min && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.data.len() - self.end < min {
+            self.data.resize(self.end + min, 0);
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// Free space for a socket read: compacts a mostly consumed buffer and
+    /// doubles a full one, up to [`MAX_INPUT`].
+    fn spare_for_read(&mut self) -> io::Result<&mut [u8]> {
+        if self.data.is_empty() {
+            self.data = take_buf();
+        }
+        let len = self.data.len();
+        if self.start > 0 && len - self.end < len / 4 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == len {
+            if len >= MAX_INPUT {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "TLS message over 96 KiB"));
+            }
+            self.data.resize((len * 2).min(MAX_INPUT), 0);
+        }
+        Ok(&mut self.data[self.end..])
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.end += n;
+        if self.start == self.end {
+            self.release();
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let spare = self.spare(bytes.len());
+        spare[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+}
+
+impl Drop for Bytes {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// How a TLS connection failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// rustls' error.
+    pub error: rustls::Error,
+    /// The failure came before Terminus sent anything: from the client's
+    /// first flight (its ClientHello).
+    pub first_flight: bool,
+    /// rustls queued an alert for it.
+    pub alerted: bool,
+}
+
+/// What to do with a [`ConnectionState::WriteTraffic`] state.
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    Nothing,
+    Write(&'a [u8]),
+    CloseNotify,
+}
+
+/// The outcome of one `process_tls_records` call.
+#[derive(Debug)]
+enum Step {
+    /// Application data was decrypted into `plain`.
+    Read,
+    /// Records were encoded into `output` (or rustls asked for them to be sent).
+    Queued,
+    /// More input is needed before the handshake can go on.
+    NeedInput,
+    /// The connection is open and there is nothing to process.
+    Open,
+    /// `Op::Write`'s bytes (or the close_notify) were encrypted into `output`.
+    Wrote(usize),
+    /// The peer sent close_notify.
+    PeerClosed,
+    /// Both sides sent close_notify.
+    Closed,
+}
+
+/// A server-side TLS connection over a TCP stream.
+pub struct TlsStream {
+    conn: UnbufferedServerConnection,
+    tcp: TcpStream,
+    /// Ciphertext read and not yet processed.
+    input: Bytes,
+    /// Ciphertext not yet written.
+    output: Bytes,
+    /// Decrypted bytes not yet read.
+    plain: Bytes,
+    /// The peer closed (close_notify, or the end of the TCP stream).
+    eof: bool,
+    /// close_notify is queued.
+    closing: bool,
+    /// Some byte was written to the peer.
+    wrote: bool,
+    failed: Option<Failure>,
+}
+
+impl TlsStream {
+    /// A stream for a connection whose first bytes (`received`, usually the
+    /// ClientHello) were already read.
+    pub fn new(conn: UnbufferedServerConnection, tcp: TcpStream, received: Vec<u8>) -> Self {
+        Self {
+            conn,
+            tcp,
+            input: Bytes::from_vec(received),
+            output: Bytes::default(),
+            plain: Bytes::default(),
+            eof: false,
+            closing: false,
+            wrote: false,
+            failed: None,
+        }
+    }
+
+    /// Completes the handshake; the last flight (session tickets included)
+    /// is sent when this returns.
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_handshake(cx)).await
+    }
+
+    /// How the connection failed, once it has.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failed.as_ref()
+    }
+
+    /// The client's certificate chain, once verified.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.conn.peer_certificates()
+    }
+
+    /// The TCP stream, dropping the TLS state and anything not yet sent.
+    pub fn into_tcp(self) -> TcpStream {
+        self.tcp
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.step(Op::Nothing) {
+                Err(e) => return Poll::Ready(Err(self.fail(cx, e))),
+                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::NeedInput | Step::Open | Step::Wrote(_)) => {
+                    ready!(self.poll_send(cx))?;
+                    if !self.conn.is_handshaking() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    if ready!(self.poll_receive(cx))? == 0 {
+                        return Poll::Ready(Err(closed_in_handshake()));
+                    }
+                }
+                Ok(Step::PeerClosed | Step::Closed) => return Poll::Ready(Err(closed_in_handshake())),
+            }
+        }
+    }
+
+    /// Processes the input once and handles the state rustls reaches.
+    fn step(&mut self, op: Op<'_>) -> Result<Step, rustls::Error> {
+        let Self { conn, input, output, plain, .. } = self;
+        let UnbufferedStatus { mut discard, state } = conn.process_tls_records(input.filled_mut());
+        let step = match state {
+            Err(e) => Err(e),
+            Ok(state) => handle(state, op, output, plain, &mut discard),
+        };
+        input.consume(discard);
+        step
+    }
+
+    /// After a TLS error: queues rustls' alert, sends it if the socket
+    /// takes it at once, and remembers the failure.
+    fn fail(&mut self, cx: &mut Context<'_>, error: rustls::Error) -> io::Error {
+        let first_flight = !self.wrote;
+        let before = self.output.len();
+        for _ in 0..4 {
+            if !matches!(self.step(Op::Nothing), Ok(Step::Queued)) {
+                break;
+            }
+        }
+        let alerted = self.output.len() > before;
+        let _ = self.poll_send(cx);
+        self.failed = Some(Failure { error: error.clone(), first_flight, alerted });
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    fn failed_error(&self) -> Option<io::Error> {
+        self.failed.as_ref().map(|f| io::Error::new(io::ErrorKind::InvalidData, f.error.clone()))
+    }
+
+    /// Writes the queued output.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.output.is_empty() {
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, self.output.filled()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.wrote = true;
+            self.output.consume(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads more ciphertext; `Ok(0)` is the end of the TCP stream. With no
+    /// input held, memory is taken only once the socket is readable.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Self { tcp, input, .. } = self;
+        if input.is_empty() {
+            ready!(tcp.poll_readable(cx))?;
+        }
+        let read = Pin::new(tcp).poll_read(cx, input.spare_for_read()?);
+        if let Poll::Ready(Ok(n)) = read {
+            input.advance(n);
+        } else if input.is_empty() {
+            input.release();
+        }
+        read
+    }
+}
+
+/// Handles one state (all but errors) that `process_tls_records` reached.
+fn handle(
+    state: ConnectionState<'_, '_, ServerConnectionData>,
+    op: Op<'_>,
+    output: &mut Bytes,
+    plain: &mut Bytes,
+    discard: &mut usize,
+) -> Result<Step, rustls::Error> {
+    match state {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            while let Some(record) = traffic.next_record() {
+                let record = record?;
+                *discard += record.discard;
+                plain.push(record.payload);
+            }
+            Ok(Step::Read)
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            let encoded = fill_output(
+                output,
+                |buf| encode.encode(buf),
+                |e| match e {
+                    EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
+                    _ => None,
+                },
+            );
+            match encoded {
+                // `AlreadyEncoded` cannot happen: each state is encoded once.
+                Ok(()) | Err(EncodeError::AlreadyEncoded) => Ok(Step::Queued),
+                Err(e) => Err(rustls::Error::General(e.to_string())),
+            }
+        }
+        ConnectionState::TransmitTlsData(transmit) => {
+            // Everything encoded is in `output`, which callers send before
+            // they wait for anything.
+            transmit.done();
+            Ok(Step::Queued)
+        }
+        ConnectionState::BlockedHandshake => Ok(Step::NeedInput),
+        ConnectionState::WriteTraffic(mut traffic) => {
+            let (n, encrypted) = match op {
+                Op::Nothing => return Ok(Step::Open),
+                Op::Write(data) => (data.len(), fill_output(output, |buf| traffic.encrypt(data, buf), required)),
+                Op::CloseNotify => (0, fill_output(output, |buf| traffic.queue_close_notify(buf), required)),
+            };
+            encrypted.map_err(|_| rustls::Error::EncryptError)?;
+            Ok(Step::Wrote(n))
+        }
+        ConnectionState::PeerClosed => Ok(Step::PeerClosed),
+        ConnectionState::Closed => Ok(Step::Closed),
+        // Early data is never enabled.
+        _ => Err(rustls::Error::General("unexpected TLS state".into())),
+    }
+}
+
+fn required(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
+        _ => None,
+    }
+}
+
+/// Runs `f` on the output's free space, which grows to what `f` asks for.
+fn fill_output<E>(
+    output: &mut Bytes,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    needs: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
+    let mut room = 0;
+    loop {
+        match f(output.spare(room)) {
+            Ok(n) => {
+                output.advance(n);
+                return Ok(());
+            }
+            Err(e) => match needs(&e) {
+                Some(size) if size > room => room = size,
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+fn closed_in_handshake() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during the handshake")
+}
+
+impl AsyncRead for TlsStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            if !this.plain.is_empty() {
+                let n = this.plain.len().min(buf.len());
+                buf[..n].copy_from_slice(&this.plain.filled()[..n]);
+                this.plain.consume(n);
+                return Poll::Ready(Ok(n));
+            }
+            if let Some(e) = this.failed_error() {
+                return Poll::Ready(Err(e));
+            }
+            if this.eof {
+                // Best effort: an answer to the peer's last records.
+                let _ = this.poll_send(cx);
+                return Poll::Ready(Ok(0));
+            }
+            match this.step(Op::Nothing) {
+                Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
+                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::PeerClosed | Step::Closed) => this.eof = true,
+                Ok(Step::NeedInput | Step::Open | Step::Wrote(_)) => {
+                    // What reading queued leaves before the next wait; past
+                    // a limit, reading waits for it.
+                    if this.output.len() > MAX_QUEUED {
+                        ready!(this.poll_send(cx))?;
+                    } else if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    if ready!(this.poll_receive(cx))? == 0 {
+                        this.eof = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TlsStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if let Some(e) = this.failed_error() {
+            return Poll::Ready(Err(e));
+        }
+        // One record in flight at a time: the last write's leaves first.
+        ready!(this.poll_send(cx))?;
+        let data = &data[..data.len().min(MAX_WRITE)];
+        loop {
+            match this.step(Op::Write(data)) {
+                Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
+                Ok(Step::Wrote(n)) => {
+                    // Sent now if the socket takes it, else with the next
+                    // write or flush.
+                    if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::PeerClosed) => this.eof = true,
+                Ok(Step::Closed) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                Ok(Step::NeedInput | Step::Open) => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not complete")));
+                }
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.closing && this.failed.is_none() {
+            this.closing = true;
+            for _ in 0..8 {
+                match this.step(Op::CloseNotify) {
+                    Ok(Step::Read | Step::Queued) => {}
+                    Ok(Step::PeerClosed) => this.eof = true,
+                    _ => break,
+                }
+            }
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_close(cx)
+    }
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("tcp", &self.tcp)
+            .field("input", &self.input.len())
+            .field("output", &self.output.len())
+            .field("plain", &self.plain.len())
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use rustls::pki_types::{PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
+
+    use super::*;
+    use crate::runtime;
+
+    fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let key = PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let provider = Arc::new(crate::tls::provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("server config");
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).expect("root");
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Between requests a connection holds no buffer: the point of the
+    /// unbuffered API. Checked after a 40 KiB exchange, which needs more
+    /// than one record each way.
+    #[test]
+    fn a_quiet_connection_holds_no_buffers() {
+        let (server, client) = configs();
+        let listener = runtime::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let name = ServerName::try_from("localhost").expect("name");
+            let conn = ClientConnection::new(client, name).expect("client");
+            let mut tls = StreamOwned::new(conn, std::net::TcpStream::connect(addr).expect("connect"));
+            tls.write_all(&[7; 40 * 1024]).expect("send");
+            let mut echo = vec![0; 40 * 1024];
+            tls.read_exact(&mut echo).expect("echo");
+            assert!(echo.iter().all(|&b| b == 8));
+            let _ = done_rx.recv();
+        });
+        futures_lite::future::block_on(async {
+            let listener = runtime::listener(listener).expect("listener");
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let conn = UnbufferedServerConnection::new(server).expect("conn");
+            let mut tls = TlsStream::new(conn, tcp, Vec::new());
+            tls.handshake().await.expect("handshake");
+            let mut got = vec![0; 40 * 1024];
+            tls.read_exact(&mut got).await.expect("read");
+            assert!(got.iter().all(|&b| b == 7));
+            tls.write_all(&[8; 40 * 1024]).await.expect("write");
+            tls.flush().await.expect("flush");
+            let held = [&tls.input, &tls.output, &tls.plain].map(|b| b.data.len());
+            assert_eq!(held, [0, 0, 0], "input, output and plaintext buffers of a quiet connection");
+            done_tx.send(()).expect("peer waits");
+        });
+        peer.join().expect("peer");
+    }
+}
