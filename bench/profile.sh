@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Where a keep-alive request's cost goes, for Terminus and nginx as TLS
 # proxies in front of the same two nginx backends (configs from the shared
-# harness, ../shared/bench/lib/servers.sh). For each proxy, one h2load run
-# (bounded by DURATION) measures:
+# harness, ../shared/bench/lib/servers.sh). For each proxy, one load run
+# (bounded by DURATION: h2load over CONNS keep-alive connections, or with
+# WORKLOAD=hs, CONNS `openssl s_time -new` clients: a full TLS 1.3 handshake
+# and one request per connection) measures:
 #   - proxy CPU per request (utime+stime from /proc, all its processes), in us;
 #   - syscalls per request by name, with `strace -c -f` attached for a second
 #     run (strace slows the proxy: use these as counts, not as times).
@@ -10,6 +12,7 @@
 #
 #   bench/profile.sh                    # terminus and nginx, 1 worker
 #   PROXIES=terminus DURATION=5 bench/profile.sh
+#   WORKLOAD=hs CONNS=8 PERF=1 bench/profile.sh   # per handshake
 #
 # Needs: nginx, h2load (nghttp2-client), strace; perf for PERF=1.
 # Traffic stays on 127.0.0.1.
@@ -19,7 +22,8 @@ ROOT=$(pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 OUT=${OUT:-/tmp/terminus-profile}
 DURATION=${DURATION:-5}
-CONNS=${CONNS:-64}
+WORKLOAD=${WORKLOAD:-ka}
+case $WORKLOAD in ka) CONNS=${CONNS:-64} ;; hs) CONNS=${CONNS:-8} ;; *) echo "WORKLOAD is ka or hs" >&2; exit 2 ;; esac
 PROXIES=${PROXIES:-terminus nginx}
 BASE=${BASE_PORT:-18600}
 B1=127.0.0.1:$((BASE + 1)) B2=127.0.0.1:$((BASE + 2)) PORT=$((BASE + 10))
@@ -55,7 +59,17 @@ cpu_ticks() {  # total utime+stime ticks of every process in session $1
   done
   echo $t
 }
-load() {  # load -> completed requests
+load() {  # load -> completed requests (connections for hs)
+  if [[ $WORKLOAD == hs ]]; then
+    local i pids=()
+    for i in $(seq "$CONNS"); do
+      timeout -k 5 $((DURATION + 30)) openssl s_time -connect "127.0.0.1:$PORT" -new -time "$DURATION" -www / \
+        -ciphersuites TLS_AES_128_GCM_SHA256 >"$TMP/stime.$i" 2>&1 & pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    cat "$TMP"/stime.* | awk '/connections in [0-9.]+s;/ {n += $1} END {print n + 0}'
+    return
+  fi
   h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" --connect-to "127.0.0.1:$PORT" \
     "https://localhost:$PORT/" 2>&1 | awk '/^requests:/ {print $8}'
 }
@@ -78,6 +92,7 @@ for p in $PROXIES; do
            sid=$(spawn "$dir" nginx -e stderr -p "$dir" -c "$dir/nginx.conf") ;;
     *) echo "unknown proxy $p" >&2; exit 2 ;;
   esac
+  PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
   wait_port "https://127.0.0.1:$PORT/"
   before=$(cpu_ticks "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
   cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
@@ -92,7 +107,8 @@ for p in $PROXIES; do
   if [[ ${PERF:-0} == 1 && $p == terminus ]]; then
     perf record -g -o "$dir/perf.data" -p "$(pgrep -s "$sid" | head -1)" -- sleep "$DURATION" >/dev/null 2>&1 & pf=$!
     load >/dev/null; wait $pf || true
-    perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | head -80 > "$dir/perf.txt"
+    perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio >"$dir/perf-full.txt" 2>/dev/null || true
+    head -80 "$dir/perf-full.txt" > "$dir/perf.txt"
     echo "  perf report: $dir/perf.txt"
   fi
   kill -- "-$sid"; sleep 0.5
