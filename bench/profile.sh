@@ -13,6 +13,7 @@
 #   bench/profile.sh                    # terminus and nginx, 1 worker
 #   PROXIES=terminus DURATION=5 bench/profile.sh
 #   WORKLOAD=hs CONNS=8 PERF=1 bench/profile.sh   # per handshake
+#   TERMINUS=/tmp/terminus-old PROXIES=terminus bench/profile.sh   # another build
 #
 # Needs: nginx, h2load (nghttp2-client), strace; perf for PERF=1.
 # Traffic stays on 127.0.0.1.
@@ -36,7 +37,8 @@ head -c 1048576 /dev/zero > "$TMP/www/1m"
 CERT_FILE=$OUT/certs/ecdsa.crt KEY_FILE=$OUT/certs/ecdsa.key
 # shellcheck source=/dev/null
 source "$SHARED/lib/servers.sh"
-cargo build --release --bin terminus -q
+TERMINUS=${TERMINUS:-}   # a prebuilt binary to profile instead of building this checkout
+[[ -n $TERMINUS ]] || { cargo build --release --bin terminus -q; TERMINUS=$ROOT/target/release/terminus; }
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
@@ -86,7 +88,7 @@ printf '%-9s %10s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "syscalls/req" "b
 for p in $PROXIES; do
   dir=$TMP/$p; mkdir -p "$dir"
   case $p in
-    terminus) sid=$(spawn "$dir" "$ROOT/target/release/terminus" --listen "127.0.0.1:$PORT" --backend "$B1" \
+    terminus) sid=$(spawn "$dir" "$TERMINUS" --listen "127.0.0.1:$PORT" --backend "$B1" \
                 --backend "$B2" --cert "$CERT_FILE" --key "$KEY_FILE" --workers 1) ;;
     nginx) conf_nginx "$dir" "$PORT" 1 > "$dir/nginx.conf"
            sid=$(spawn "$dir" nginx -e stderr -p "$dir" -c "$dir/nginx.conf") ;;

@@ -160,9 +160,6 @@ async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
             drop(stream);
             continue;
         }
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!("set_nodelay failed peer={peer} error={e}");
-        }
         worker.sessions.set(worker.sessions.get() + 1);
         TlsSession::new(stream, peer, worker.clone(), permit).start();
     }

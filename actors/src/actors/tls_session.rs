@@ -890,7 +890,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 return Err(ExchangeError::Truncated(io::Error::new(io::ErrorKind::InvalidData, e)));
             }
         };
-        self.client.flush().await.map_err(ExchangeError::Client)?;
+        if client_keep_alive {
+            self.client.flush().await.map_err(ExchangeError::Client)?;
+        }
+        // (Otherwise the session ends here: closing the client connection
+        // sends the response's tail together with the close_notify.)
 
         // 6. Keep the upstream connection if the exchange left it clean.
         let reusable = body_sent

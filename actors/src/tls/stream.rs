@@ -8,8 +8,11 @@
 //! connection keeps rustls' protocol state (keys, sequence numbers) and
 //! nothing else. Records are encrypted straight into the output buffer.
 //!
-//! A read also sends what rustls queued while reading (a KeyUpdate answer, a
-//! `no_renegotiation` warning) instead of leaving it for the next response.
+//! Output is sent before the stream waits for input, on flush and close, and
+//! once a full record is queued: a read thus sends what rustls queued while
+//! reading (a KeyUpdate answer, a `no_renegotiation` warning), and the last
+//! handshake flight, a short response and its close_notify can share one
+//! send.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -237,8 +240,9 @@ impl TlsStream {
         }
     }
 
-    /// Completes the handshake; the last flight (session tickets included)
-    /// is sent when this returns.
+    /// Completes the handshake. The last flight may still be queued: it is
+    /// sent before the stream waits for input, on flush, or with the next
+    /// write.
     pub async fn handshake(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_handshake(cx)).await
     }
@@ -264,10 +268,13 @@ impl TlsStream {
                 Err(e) => return Poll::Ready(Err(self.fail(cx, e))),
                 Ok(Step::Read | Step::Queued) => {}
                 Ok(Step::NeedInput | Step::Open | Step::Wrote(_)) => {
-                    ready!(self.poll_send(cx))?;
+                    // Once the handshake is done, its last flight (TLS 1.3
+                    // tickets) may wait: it leaves before the next wait on
+                    // input, or with the first response.
                     if !self.conn.is_handshaking() {
                         return Poll::Ready(Ok(()));
                     }
+                    ready!(self.poll_send(cx))?;
                     if ready!(self.poll_receive(cx))? == 0 {
                         return Poll::Ready(Err(closed_in_handshake()));
                     }
@@ -477,16 +484,22 @@ impl AsyncWrite for TlsStream {
         if let Some(e) = this.failed_error() {
             return Poll::Ready(Err(e));
         }
-        // One record in flight at a time: the last write's leaves first.
-        ready!(this.poll_send(cx))?;
+        // At most about two records wait in the output.
+        if this.output.len() >= MAX_WRITE {
+            ready!(this.poll_send(cx))?;
+        }
         let data = &data[..data.len().min(MAX_WRITE)];
         loop {
             match this.step(Op::Write(data)) {
                 Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
                 Ok(Step::Wrote(n)) => {
-                    // Sent now if the socket takes it, else with the next
-                    // write or flush.
-                    if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                    // A full record leaves now if the socket takes it; less
+                    // waits for more, for a flush or close, or for the next
+                    // wait on input (so the last handshake flight, a
+                    // response and its close_notify share one send).
+                    if this.output.len() >= MAX_WRITE
+                        && let Poll::Ready(Err(e)) = this.poll_send(cx)
+                    {
                         return Poll::Ready(Err(e));
                     }
                     return Poll::Ready(Ok(n));
