@@ -153,6 +153,9 @@ impl Bytes {
     }
 
     fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         let spare = self.spare(bytes.len());
         spare[..bytes.len()].copy_from_slice(bytes);
         self.end += bytes.len();
@@ -177,10 +180,12 @@ pub struct Failure {
     pub alerted: bool,
 }
 
-/// What to do with a [`ConnectionState::WriteTraffic`] state.
-#[derive(Clone, Copy)]
+/// What the caller of [`TlsStream::step`] wants done.
 enum Op<'a> {
     Nothing,
+    /// Decrypted bytes go here first (the rest to `plain`).
+    Read(&'a mut [u8]),
+    /// Encrypt these bytes (in the `WriteTraffic` state).
     Write(&'a [u8]),
     CloseNotify,
 }
@@ -188,8 +193,9 @@ enum Op<'a> {
 /// The outcome of one `process_tls_records` call.
 #[derive(Debug)]
 enum Step {
-    /// Application data was decrypted into `plain`.
-    Read,
+    /// Application data was decrypted: this many bytes into `Op::Read`'s
+    /// buffer, the rest into `plain`.
+    Read(usize),
     /// Records were encoded into `output` (or rustls asked for them to be sent).
     Queued,
     /// More input is needed before the handshake can go on.
@@ -266,7 +272,7 @@ impl TlsStream {
         loop {
             match self.step(Op::Nothing) {
                 Err(e) => return Poll::Ready(Err(self.fail(cx, e))),
-                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::Read(_) | Step::Queued) => {}
                 Ok(Step::NeedInput | Step::Open | Step::Wrote(_)) => {
                     // Once the handshake is done, its last flight (TLS 1.3
                     // tickets) may wait: it leaves before the next wait on
@@ -356,12 +362,21 @@ fn handle(
 ) -> Result<Step, rustls::Error> {
     match state {
         ConnectionState::ReadTraffic(mut traffic) => {
+            let mut direct = match op {
+                Op::Read(buf) => buf,
+                _ => &mut [],
+            };
+            let mut copied = 0;
             while let Some(record) = traffic.next_record() {
                 let record = record?;
                 *discard += record.discard;
-                plain.push(record.payload);
+                let n = record.payload.len().min(direct.len());
+                direct[..n].copy_from_slice(&record.payload[..n]);
+                direct = &mut std::mem::take(&mut direct)[n..];
+                copied += n;
+                plain.push(&record.payload[n..]);
             }
-            Ok(Step::Read)
+            Ok(Step::Read(copied))
         }
         ConnectionState::EncodeTlsData(mut encode) => {
             let encoded = fill_output(
@@ -387,7 +402,7 @@ fn handle(
         ConnectionState::BlockedHandshake => Ok(Step::NeedInput),
         ConnectionState::WriteTraffic(mut traffic) => {
             let (n, encrypted) = match op {
-                Op::Nothing => return Ok(Step::Open),
+                Op::Nothing | Op::Read(_) => return Ok(Step::Open),
                 Op::Write(data) => (data.len(), fill_output(output, |buf| traffic.encrypt(data, buf), required)),
                 Op::CloseNotify => (0, fill_output(output, |buf| traffic.queue_close_notify(buf), required)),
             };
@@ -454,9 +469,17 @@ impl AsyncRead for TlsStream {
                 let _ = this.poll_send(cx);
                 return Poll::Ready(Ok(0));
             }
-            match this.step(Op::Nothing) {
+            // With no input and nothing queued, rustls has nothing to do:
+            // straight to the socket (the common case between requests).
+            let step = if this.input.is_empty() && !this.conn.wants_write() {
+                Ok(Step::Open)
+            } else {
+                this.step(Op::Read(buf))
+            };
+            match step {
                 Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
-                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::Read(n)) if n > 0 => return Poll::Ready(Ok(n)),
+                Ok(Step::Read(_) | Step::Queued) => {}
                 Ok(Step::PeerClosed | Step::Closed) => this.eof = true,
                 Ok(Step::NeedInput | Step::Open | Step::Wrote(_)) => {
                     // What reading queued leaves before the next wait; past
@@ -504,7 +527,7 @@ impl AsyncWrite for TlsStream {
                     }
                     return Poll::Ready(Ok(n));
                 }
-                Ok(Step::Read | Step::Queued) => {}
+                Ok(Step::Read(_) | Step::Queued) => {}
                 Ok(Step::PeerClosed) => this.eof = true,
                 Ok(Step::Closed) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
                 Ok(Step::NeedInput | Step::Open) => {
@@ -526,7 +549,7 @@ impl AsyncWrite for TlsStream {
             this.closing = true;
             for _ in 0..8 {
                 match this.step(Op::CloseNotify) {
-                    Ok(Step::Read | Step::Queued) => {}
+                    Ok(Step::Read(_) | Step::Queued) => {}
                     Ok(Step::PeerClosed) => this.eof = true,
                     _ => break,
                 }
