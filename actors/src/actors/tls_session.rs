@@ -45,8 +45,10 @@ use crate::worker::Worker;
 /// Log target of the access log: one line per request.
 pub const ACCESS_LOG_TARGET: &str = "terminus::access";
 /// Bytes read from an idle connection before a pooled buffer is taken:
-/// the first read of a new request lands here, on the session's own stack.
-const IDLE_READ: usize = 512;
+/// the first read of a new request lands here, on the session's own stack
+/// (small, since it is part of every idle connection's future: the TLS
+/// stream keeps the rest of the record for the next read, no syscall).
+const IDLE_READ: usize = 128;
 /// Read size while the ClientHello arrives (most fit in one read).
 const HELLO_READ: usize = 2048;
 /// How long a failed handshake's connection keeps draining input so that
