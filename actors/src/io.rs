@@ -21,6 +21,9 @@ pub const READ_BUF: usize = 16 * 1024;
 /// response head and body leave in one write (one TLS record).
 pub const OUT_BATCH: usize = 16 * 1024;
 
+/// Body pieces at least this big skip the output batch (see [`emit`]).
+pub const DIRECT_WRITE: usize = 8 * 1024;
+
 /// Buffers kept in a worker's pool at most, per kind; more are freed.
 const MAX_POOLED: usize = 1024;
 
@@ -290,15 +293,21 @@ where
     Ok(relayed)
 }
 
-/// Appends `data` to the batch, writing the batch (and large slices
-/// directly) when it would grow past [`OUT_BATCH`].
+/// Appends `data` to the batch, writing the batch when it would grow past
+/// [`OUT_BATCH`]. Pieces of [`DIRECT_WRITE`] bytes or more are written
+/// straight from the read buffer when nothing is batched: a large body is
+/// not copied into the batch first (one copy of every byte less; the TLS
+/// stream still makes full records of them).
 async fn emit<W: AsyncWrite + Unpin>(data: &[u8], dst: &mut W, out: &mut Vec<u8>) -> Result<(), RelayError> {
+    if out.is_empty() && data.len() >= DIRECT_WRITE {
+        return dst.write_all(data).await.map_err(RelayError::Write);
+    }
     if out.len() + data.len() <= OUT_BATCH {
         out.extend_from_slice(data);
         return Ok(());
     }
     flush_out(dst, out).await?;
-    if data.len() <= OUT_BATCH {
+    if data.len() < DIRECT_WRITE {
         out.extend_from_slice(data);
         Ok(())
     } else {

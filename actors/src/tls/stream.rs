@@ -32,6 +32,8 @@ use crate::runtime::TcpStream;
 const RECORD_BUF: usize = 16 * 1024 + 2048 + 5;
 /// Plaintext encrypted per write: one full record.
 const MAX_WRITE: usize = 16 * 1024;
+/// A record's size over its plaintext, at most (header, nonce, tag, type).
+const RECORD_OVERHEAD: usize = 64;
 /// Unprocessed input may grow past one record only while a handshake
 /// message spans records (rustls refuses those over 64 KiB).
 const MAX_INPUT: usize = 96 * 1024;
@@ -143,6 +145,11 @@ impl Bytes {
             self.data.resize((len * 2).min(MAX_INPUT), 0);
         }
         Ok(&mut self.data[self.end..])
+    }
+
+    /// Free space after the bytes (a whole pooled buffer when empty).
+    fn room(&self) -> usize {
+        if self.data.is_empty() { RECORD_BUF } else { self.data.len() - self.end }
     }
 
     fn advance(&mut self, n: usize) {
@@ -507,11 +514,13 @@ impl AsyncWrite for TlsStream {
         if let Some(e) = this.failed_error() {
             return Poll::Ready(Err(e));
         }
-        // At most about two records wait in the output.
-        if this.output.len() >= MAX_WRITE {
+        let data = &data[..data.len().min(MAX_WRITE)];
+        // A record joins queued output only where it fits: compacting or
+        // growing the buffer would copy what waits (measured: a third copy
+        // of every byte of a 1 MiB response).
+        if !this.output.is_empty() && this.output.room() < data.len() + RECORD_OVERHEAD {
             ready!(this.poll_send(cx))?;
         }
-        let data = &data[..data.len().min(MAX_WRITE)];
         loop {
             match this.step(Op::Write(data)) {
                 Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
