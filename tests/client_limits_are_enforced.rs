@@ -1,7 +1,8 @@
 //! Limits with clear answers: 413 for bodies over `http.max_body_bytes`,
 //! 414 for targets over `http.max_uri_bytes`, 429 with `Retry-After` over
-//! `listener.requests_per_second`, and connections refused over
-//! `listener.max_connections_per_ip` or by the CIDR lists.
+//! `listener.requests_per_second`, connections refused over
+//! `listener.max_connections_per_ip` or by the CIDR lists, and a client
+//! that stops reading cut off after `http.send_timeout`.
 
 mod common;
 
@@ -143,4 +144,24 @@ fn cidr_lists_decide_who_may_connect() {
         let got = TlsClient::connect(proxy.addr(), proxy.tls.clone()).is_ok();
         assert_eq!(got, *admitted, "allow={allow:?} deny={deny:?}");
     }
+}
+
+/// A client that asks for a large body and reads nothing is cut off once
+/// the proxy's writes have waited `http.send_timeout`: it gets what the
+/// socket buffers held, then the end, not the whole body.
+#[test]
+fn a_client_that_stops_reading_is_cut_off_after_send_timeout() {
+    let backend = Backend::start("b");
+    let proxy = TestProxy::start_with(&[backend.addr()], |s| s.http.send_timeout = Duration::from_secs(1));
+    let mut c = proxy.client();
+    let n: u64 = 256 * 1024 * 1024;
+    c.send(format!("GET /bytes?n={n} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).expect("send");
+    std::thread::sleep(Duration::from_secs(4));
+    let stream = c.get_mut();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    while let Ok(k @ 1..) = std::io::Read::read(stream, &mut buf) {
+        got += k as u64;
+    }
+    assert!(got < n / 4, "a client that read nothing for 4 s still got {got} of {n} bytes");
 }

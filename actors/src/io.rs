@@ -6,7 +6,10 @@
 //! direction, whatever the body size.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -184,6 +187,74 @@ pub async fn read_small_head<R: AsyncRead + Unpin>(stream: &mut R, max: usize, l
     })
     .await;
     matches!(complete, Ok(Ok(true))).then_some(buf)
+}
+
+/// A client stream whose writes fail with `TimedOut` once the client has
+/// taken no bytes for `limit` (`http.send_timeout`; like nginx's
+/// `send_timeout`, the time is between two writes that make progress, so a
+/// slow reader that keeps reading is not cut off). A client that stops
+/// reading would otherwise hold its session, and an upstream connection,
+/// for as long as it likes. Reads pass through.
+pub struct SendDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed while a write waits, dropped when one makes progress.
+    timer: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
+}
+
+impl<S> SendDeadline<S> {
+    /// Wraps `inner` with the deadline `limit`.
+    pub fn new(inner: S, limit: Duration) -> Self {
+        Self { inner, limit, timer: None }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn bound<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.timer = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(runtime::timeout(limit, std::future::pending::<()>())));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.timer = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing for http.send_timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendDeadline<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendDeadline<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.bound(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.bound(cx, poll)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_close(cx);
+        this.bound(cx, poll)
+    }
 }
 
 /// Which side of a relay failed.

@@ -23,6 +23,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default deadline for each read of a request body from the client.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a write to the client may wait for the client to take bytes.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time the previous ticket key still decrypts after
 /// `listener.ticket_key_file` changed: the ticket lifetime, so every ticket
 /// issued before the change resumes until it would expire anyway.
@@ -326,6 +328,11 @@ pub struct HttpSettings {
     /// Deadline for each read of a request body.
     #[serde(deserialize_with = "duration")]
     pub body_timeout: Duration,
+    /// How long a write to the client may wait while the client takes no
+    /// bytes; then the connection is closed (a client that stops reading
+    /// would otherwise hold its session and upstream connection).
+    #[serde(deserialize_with = "duration")]
+    pub send_timeout: Duration,
     /// Add a `Via: 1.1 terminus` header to requests and responses.
     pub via: bool,
 }
@@ -340,6 +347,7 @@ impl Default for HttpSettings {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             via: false,
         }
     }
@@ -847,6 +855,7 @@ impl Settings {
             ("http.header_timeout", self.http.header_timeout),
             ("http.keepalive_timeout", self.http.keepalive_timeout),
             ("http.body_timeout", self.http.body_timeout),
+            ("http.send_timeout", self.http.send_timeout),
             ("upstream.connect_timeout", up.connect_timeout),
             ("upstream.response_timeout", up.response_timeout),
             ("upstream.pool_idle_timeout", up.pool_idle_timeout),

@@ -35,7 +35,7 @@ use crate::http1::{
     BodyKind, ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version, write_downstream_response,
     write_error_response, write_informational, write_retry_response, write_upstream_request,
 };
-use crate::io::{Buf, RelayError, flush_out, relay_body};
+use crate::io::{Buf, RelayError, SendDeadline, flush_out, relay_body};
 use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
 use crate::tls::hello::{Alert, HelloScan, Verdict};
@@ -110,8 +110,10 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
     // it (a moved-in value keeps its own slot in a future's layout).
-    let mut session = Box::new(Session::new(conn, peer, tls, worker));
-    session.identity = client_identity(&session.client, &session.worker);
+    let identity = client_identity(&tls, &worker);
+    let client = SendDeadline::new(tls, worker.settings.http.send_timeout);
+    let mut session = Box::new(Session::new(conn, peer, client, worker));
+    session.identity = identity;
     session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
