@@ -314,7 +314,8 @@ impl TlsStream {
     fn fail(&mut self, cx: &mut Context<'_>, error: rustls::Error) -> io::Error {
         let first_flight = !self.wrote;
         let before = self.output.len();
-        for _ in 0..4 {
+        // Queued records come out first (tickets not yet sent), then the alert.
+        for _ in 0..8 {
             if !matches!(self.step(Op::Nothing), Ok(Step::Queued)) {
                 break;
             }
