@@ -51,8 +51,9 @@ pub const ACCESS_LOG_TARGET: &str = "terminus::access";
 const IDLE_READ: usize = 128;
 /// Read size while the ClientHello arrives (most fit in one read).
 const HELLO_READ: usize = 2048;
-/// How long a failed handshake's connection keeps draining input so that
-/// the client reads the alert before the close, and how much it drains.
+/// How long a connection closed after a failed handshake or an error
+/// answer keeps draining input, so that the client reads the alert or the
+/// answer before the close, and how much it drains.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 /// Trailer section limit of chunked bodies.
@@ -354,6 +355,9 @@ struct Session<C> {
     decoder: ChunkedDecoder,
     /// The verified client-certificate subject, when `listener.client_auth.identity_header` is set.
     identity: Option<String>,
+    /// An error answer closes the connection while the client may still be
+    /// sending: drain its input for a moment after the close (see `linger`).
+    linger: bool,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
@@ -369,6 +373,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             resp: ResponseHead::new(),
             decoder: ChunkedDecoder::new(MAX_TRAILER_BYTES),
             identity: None,
+            linger: false,
             worker,
         }
     }
@@ -377,6 +382,31 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     async fn serve(mut self: Box<Self>) {
         self.run().await;
         let _ = self.client.close().await;
+        if self.linger {
+            Box::pin(self.linger()).await;
+        }
+    }
+
+    /// After an error answer and the close (close_notify and FIN sent):
+    /// reads and drops what the client still sends (the rest of a refused
+    /// body, pipelined requests) for up to [`LINGER_TIME`] and
+    /// [`LINGER_BYTES`]. Closing a socket with unread input resets the
+    /// connection, and the reset can destroy the answer before the client
+    /// has read it (nginx's lingering close does the same).
+    async fn linger(&mut self) {
+        self.rbuf.attach(&self.worker.bufs);
+        let drain = async {
+            let mut left = LINGER_BYTES;
+            while left > 0 {
+                self.rbuf.consume(self.rbuf.len());
+                match self.rbuf.read_from(&mut self.client).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = runtime::timeout(LINGER_TIME, drain).await;
+        self.release_buffers();
     }
 
     async fn run(&mut self) {
@@ -544,6 +574,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     /// Writes a response the proxy generates itself. `keep_alive` false
     /// closes the connection afterwards.
     async fn reply_error(&mut self, status: u16, keep_alive: bool) {
+        self.linger |= !keep_alive;
         self.out.clear();
         write_error_response(status, !keep_alive, &mut self.out);
         push_hsts(&mut self.out, &self.worker);
