@@ -134,7 +134,7 @@ async fn handshake(tcp: TcpStream, conn: u64, peer: SocketAddr, worker: &Worker)
     worker.metrics.handshake(Err(crate::metrics::HandshakeFailure::of(&failed.error)));
     debug!("tls handshake failed conn={conn} peer={peer} error={}", failed.error);
     if let Some(tcp) = failed.tcp {
-        linger(tcp).await;
+        linger_tcp(tcp).await;
     }
     None
 }
@@ -154,7 +154,7 @@ impl HandshakeFailed {
 }
 
 /// Reads and checks the ClientHello's records ([`crate::tls::hello`]), hands them to a
-/// rustls connection, then lets futures-rustls complete the handshake.
+/// rustls connection, then completes the handshake on Terminus's TLS stream.
 async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, HandshakeFailed> {
     let mut scan = HelloScan::new();
     let mut bytes = Vec::new();
@@ -203,16 +203,23 @@ async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStre
     Err(HandshakeFailed::new(error, Some(tcp)))
 }
 
-/// After a failed handshake: stop sending, and read and drop what the client
-/// still sends for a moment, so that closing does not reset the connection
-/// before the client has read the alert.
-async fn linger(mut tcp: TcpStream) {
+/// After a failed handshake: stop sending, then [`linger`].
+async fn linger_tcp(mut tcp: TcpStream) {
     let _ = tcp.shutdown(std::net::Shutdown::Write);
+    linger(&mut tcp).await;
+}
+
+/// Reads and drops what the client still sends, for up to [`LINGER_TIME`]
+/// and [`LINGER_BYTES`], once the proxy has said its last word (an alert, an
+/// error answer) and stopped sending. Closing a socket with unread input
+/// resets the connection, and the reset can destroy that last word before
+/// the client has read it (nginx's lingering close does the same).
+async fn linger<R: AsyncRead + Unpin>(src: &mut R) {
     let drain = async {
         let mut sink = [0u8; 1024];
         let mut left = LINGER_BYTES;
         while left > 0 {
-            match tcp.read(&mut sink).await {
+            match src.read(&mut sink).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => left = left.saturating_sub(n),
             }
@@ -356,7 +363,7 @@ struct Session<C> {
     /// The verified client-certificate subject, when `listener.client_auth.identity_header` is set.
     identity: Option<String>,
     /// An error answer closes the connection while the client may still be
-    /// sending: drain its input for a moment after the close (see `linger`).
+    /// sending: drain its input for a moment after the close ([`linger`]).
     linger: bool,
 }
 
@@ -383,30 +390,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         self.run().await;
         let _ = self.client.close().await;
         if self.linger {
-            Box::pin(self.linger()).await;
+            // Boxed: the drain's buffer is not part of every session's future.
+            Box::pin(linger(&mut self.client)).await;
         }
-    }
-
-    /// After an error answer and the close (close_notify and FIN sent):
-    /// reads and drops what the client still sends (the rest of a refused
-    /// body, pipelined requests) for up to [`LINGER_TIME`] and
-    /// [`LINGER_BYTES`]. Closing a socket with unread input resets the
-    /// connection, and the reset can destroy the answer before the client
-    /// has read it (nginx's lingering close does the same).
-    async fn linger(&mut self) {
-        self.rbuf.attach(&self.worker.bufs);
-        let drain = async {
-            let mut left = LINGER_BYTES;
-            while left > 0 {
-                self.rbuf.consume(self.rbuf.len());
-                match self.rbuf.read_from(&mut self.client).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => left = left.saturating_sub(n),
-                }
-            }
-        };
-        let _ = runtime::timeout(LINGER_TIME, drain).await;
-        self.release_buffers();
     }
 
     async fn run(&mut self) {
