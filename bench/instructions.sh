@@ -18,52 +18,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SHARED=${SHARED:-$ROOT/../shared/bench}
 OUT=${OUT:-/tmp/terminus-instructions}
 URLPATH=${URLPATH:-/}
 N=${N:-20000}
 CONNS=${CONNS:-16}
 BASE=${BASE_PORT:-18700}
-B1=127.0.0.1:$((BASE + 1)) B2=127.0.0.1:$((BASE + 2)) PORT=$((BASE + 10))
-MAXCONN=4096
-TMP=$OUT/run
-export B1 B2 MAXCONN TMP
-rm -rf "$TMP"; mkdir -p "$TMP/www"
-head -c 1048576 /dev/zero > "$TMP/www/1m"
-"$SHARED/certs.sh" "$OUT/certs" >/dev/null
-# shellcheck source=/dev/null
-source "$SHARED/lib/servers.sh"
+# shellcheck source=bench/backends.sh
+source "$ROOT/bench/backends.sh"
 if [[ $# -eq 0 ]]; then
   cargo build --release --bin terminus -q
   set -- "$ROOT/target/release/terminus"
 fi
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_url() {
-  for _ in $(seq 200); do curl -sk --max-time 1 -o /dev/null "$1" && return; sleep 0.2; done
-  echo "instructions.sh: $1 did not come up" >&2; exit 1
-}
 load() {  # load COUNT -> completed requests
   h2load --h1 -t 1 -c "$CONNS" -n "$1" --connect-to "127.0.0.1:$PORT" \
     "https://localhost:$PORT$URLPATH" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
-for b in be1:$B1:b1 be2:$B2:b2; do
-  IFS=: read -r name _ port id <<<"$b"
-  mkdir -p "$TMP/$name"; conf_backend "$TMP/$name" "$port" "$id" > "$TMP/$name/nginx.conf"
-  setsid nginx -e stderr -p "$TMP/$name" -c "$TMP/$name/nginx.conf" >"$TMP/$name/out.log" 2>&1 &
-  PIDS+=($!)
-  wait_url "http://127.0.0.1:$port/"
-done
+start_backends
 
 printf '%-40s %14s %10s %14s\n' binary instructions requests "per request"
 for bin in "$@"; do
   rm -f "$TMP"/callgrind.out*
   setsid valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" \
     "$bin" --listen "127.0.0.1:$PORT" --backend "$B1" --backend "$B2" \
-    --cert "$OUT/certs/ecdsa.crt" --key "$OUT/certs/ecdsa.key" --workers 1 >"$TMP/valgrind.log" 2>&1 &
+    --cert "$CERT_FILE" --key "$KEY_FILE" --workers 1 >"$TMP/valgrind.log" 2>&1 &
   sid=$!; PIDS+=("$sid")
   wait_url "https://127.0.0.1:$PORT/"
   load $((N / 10 + 1)) >/dev/null

@@ -20,39 +20,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SHARED=${SHARED:-$ROOT/../shared/bench}
 OUT=${OUT:-/tmp/terminus-profile}
 DURATION=${DURATION:-5}
 WORKLOAD=${WORKLOAD:-ka}
 case $WORKLOAD in ka) CONNS=${CONNS:-64} ;; hs) CONNS=${CONNS:-8} ;; *) echo "WORKLOAD is ka or hs" >&2; exit 2 ;; esac
 PROXIES=${PROXIES:-terminus nginx}
 BASE=${BASE_PORT:-18600}
-B1=127.0.0.1:$((BASE + 1)) B2=127.0.0.1:$((BASE + 2)) PORT=$((BASE + 10))
-MAXCONN=4096
-TMP=$OUT/run
-export B1 B2 MAXCONN TMP
-rm -rf "$TMP"; mkdir -p "$TMP/www"
-head -c 1048576 /dev/zero > "$TMP/www/1m"
-"$SHARED/certs.sh" "$OUT/certs" >/dev/null
-CERT_FILE=$OUT/certs/ecdsa.crt KEY_FILE=$OUT/certs/ecdsa.key
-# shellcheck source=/dev/null
-source "$SHARED/lib/servers.sh"
+# shellcheck source=bench/backends.sh
+source "$ROOT/bench/backends.sh"
 TERMINUS=${TERMINUS:-}   # a prebuilt binary to profile instead of building this checkout
 [[ -n $TERMINUS ]] || { cargo build --release --bin terminus -q; TERMINUS=$ROOT/target/release/terminus; }
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-spawn() {  # spawn DIR CMD... : runs in its own session; prints the session id
-  setsid "${@:2}" >"$1/out.log" 2>&1 &
-  PIDS+=($!)
-  echo $!
-}
-wait_port() {
-  for _ in $(seq 100); do curl -sk --max-time 1 -o /dev/null "$1" && return; sleep 0.1; done
-  echo "profile.sh: $1 did not come up" >&2; exit 1
-}
 cpu_ticks() {  # total utime+stime ticks of every process in session $1
   local t=0 f
   for f in $(pgrep -s "$1"); do
@@ -76,12 +54,7 @@ load() {  # load -> completed requests (connections for hs)
     "https://localhost:$PORT/" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
-for b in be1:$B1:b1 be2:$B2:b2; do
-  IFS=: read -r name _ port id <<<"$b"
-  mkdir -p "$TMP/$name"; conf_backend "$TMP/$name" "$port" "$id" > "$TMP/$name/nginx.conf"
-  spawn "$TMP/$name" nginx -e stderr -p "$TMP/$name" -c "$TMP/$name/nginx.conf" >/dev/null
-  wait_port "http://127.0.0.1:$port/"
-done
+start_backends
 
 HZ=$(getconf CLK_TCK)
 printf '%-9s %10s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "syscalls/req" "by name (per request)"
@@ -95,7 +68,7 @@ for p in $PROXIES; do
     *) echo "unknown proxy $p" >&2; exit 2 ;;
   esac
   PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
-  wait_port "https://127.0.0.1:$PORT/"
+  wait_url "https://127.0.0.1:$PORT/"
   before=$(cpu_ticks "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
   cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   # The worker(s): every process of the session but nginx's master.
