@@ -13,6 +13,11 @@
 #   bench/instructions.sh                          # this checkout, GET / (keep-alive)
 #   bench/instructions.sh /tmp/old /tmp/new        # prebuilt binaries, in turn
 #   URLPATH=/1m N=400 CONNS=4 bench/instructions.sh   # 1 MiB responses
+#   WORKLOAD=hs bench/instructions.sh              # per full handshake + request
+#
+# WORKLOAD=hs counts the instructions of CONNS `openssl s_time -new` clients
+# run for HS_SECONDS (10) each: a full TLS 1.3 handshake and `GET /` per
+# connection, as in the harness's hs workload.
 #
 # Needs: valgrind, nginx, h2load. Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -21,7 +26,9 @@ ROOT=$(pwd)
 OUT=${OUT:-/tmp/terminus-instructions}
 URLPATH=${URLPATH:-/}
 N=${N:-20000}
-CONNS=${CONNS:-16}
+WORKLOAD=${WORKLOAD:-ka}
+case $WORKLOAD in ka) CONNS=${CONNS:-16} ;; hs) CONNS=${CONNS:-4} ;; *) echo "WORKLOAD is ka or hs" >&2; exit 2 ;; esac
+HS_SECONDS=${HS_SECONDS:-10}
 BASE=${BASE_PORT:-18700}
 # shellcheck source=bench/backends.sh
 source "$ROOT/bench/backends.sh"
@@ -30,7 +37,18 @@ if [[ $# -eq 0 ]]; then
   set -- "$ROOT/target/release/terminus"
 fi
 
-load() {  # load COUNT -> completed requests
+load() {  # load COUNT -> completed requests (hs: connections in HS_SECONDS, COUNT ignored)
+  if [[ $WORKLOAD == hs ]]; then
+    local i pids=()
+    for i in $(seq "$CONNS"); do
+      timeout -k 5 $((HS_SECONDS + 60)) openssl s_time -connect "127.0.0.1:$PORT" -new -time "$HS_SECONDS" \
+        -www / -ciphersuites TLS_AES_128_GCM_SHA256 >"$TMP/stime.$i" 2>&1 & pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    cat "$TMP"/stime.* | awk '/connections in [0-9.]+s;/ {n += $1} END {print n + 0}'
+    rm -f "$TMP"/stime.*
+    return
+  fi
   h2load --h1 -t 1 -c "$CONNS" -n "$1" --connect-to "127.0.0.1:$PORT" \
     "https://localhost:$PORT$URLPATH" 2>&1 | awk '/^requests:/ {print $8}'
 }

@@ -388,6 +388,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     /// Serves requests until the connection ends, then closes it cleanly.
     async fn serve(mut self: Box<Self>) {
         self.run().await;
+        // The next connection reuses the buffers (unread bytes are dropped).
+        self.rbuf.detach(&self.worker.bufs);
+        self.release_buffers();
         let _ = self.client.close().await;
         if self.linger {
             // Boxed: the drain's buffer is not part of every session's future.
