@@ -8,7 +8,10 @@
 #   - proxy CPU per request (utime+stime from /proc, all its processes), in us;
 #   - syscalls per request by name, with `strace -c -f` attached for a second
 #     run (strace slows the proxy: use these as counts, not as times).
-# With PERF=1, `perf record` of Terminus during a third run, report in $OUT.
+# With PERF=1, `perf record` of each proxy during a third run: the report is
+# in $OUT, and a split of the CPU samples into kernel, crypto, TLS library,
+# libc/allocator and the proxy's own code is printed (the same categories for
+# Terminus, one binary, and nginx, whose crypto is libcrypto's).
 #
 #   bench/profile.sh                    # terminus and nginx, 1 worker
 #   PROXIES=terminus DURATION=5 bench/profile.sh
@@ -54,6 +57,18 @@ load() {  # load -> completed requests (connections for hs)
     "https://localhost:$PORT/" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
+split_samples() {  # perf report lines (dso, symbol) -> % of samples by category
+  awk '$1 ~ /%$/ && NF >= 4 {
+    p = $1; sub("%", "", p); d = $2; s = $4
+    if (d ~ /kernel/) c = (s ~ /finish_task_switch/) ? "kernel (switching in)" : "kernel"
+    else if (d ~ /libcrypto/ || s ~ /aws_lc|ecp_nistz|curve25519|bignum_|sha256|sha512|aes_|gcm|HMAC|hkdf|p256|_mont|bn_|CRYPTO_/) c = "crypto"
+    else if (d ~ /libssl/ || s ~ /rustls/) c = "TLS library"
+    else if (d ~ /libc[.-]/ || s ~ /^_?mi_|malloc|memmove|memset|memcpy/) c = "libc, allocator"
+    else c = "proxy, runtime, other"
+    t[c] += p
+  } END { for (c in t) printf "%5.1f %%  %s\n", t[c], c }' | sort -rn | sed 's/^/    /'
+}
+
 start_backends
 
 HZ=$(getconf CLK_TCK)
@@ -79,11 +94,14 @@ for p in $PROXIES; do
   by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
   total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
   printf '%-9s %10.0f %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$total" "$by"
-  if [[ ${PERF:-0} == 1 && $p == terminus ]]; then
-    perf record -g -o "$dir/perf.data" -p "$(pgrep -s "$sid" | head -1)" -- sleep "$DURATION" >/dev/null 2>&1 & pf=$!
+  if [[ ${PERF:-0} == 1 ]]; then
+    # shellcheck disable=SC2086
+    perf record -g -o "$dir/perf.data" -p "$(echo $targets | sed 's/-p //g; s/ /,/g')" -- sleep "$DURATION" \
+      >/dev/null 2>&1 & pf=$!
     load >/dev/null; wait $pf || true
     perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio >"$dir/perf-full.txt" 2>/dev/null || true
     head -80 "$dir/perf-full.txt" > "$dir/perf.txt"
+    perf report -i "$dir/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null | split_samples
     echo "  perf report: $dir/perf.txt"
   fi
   kill -- "-$sid"; sleep 0.5
