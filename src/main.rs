@@ -15,12 +15,6 @@ use terminus_actors::{Proxy, Settings};
 
 use crate::settings::Overrides;
 
-/// mimalloc for the service binary: about 5 % less CPU per handshake than
-/// glibc malloc (docs/benchmarks.md). The engine crate leaves the choice of
-/// allocator to the program that embeds it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Default log filter when RUST_LOG is unset: lifecycle at info, the
 /// per-request access log off (enable it with RUST_LOG=info,terminus::access=info).
 const DEFAULT_LOG_FILTER: &str = "info,terminus::access=off";
