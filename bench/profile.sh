@@ -14,6 +14,7 @@
 # Terminus, one binary, and nginx, whose crypto is libcrypto's).
 #
 #   bench/profile.sh                    # terminus and nginx, 1 worker
+#   URLPATH=/1m CONNS=8 bench/profile.sh   # per 1 MiB response
 #   PROXIES=terminus DURATION=5 bench/profile.sh
 #   WORKLOAD=hs CONNS=8 PERF=1 bench/profile.sh   # per handshake
 #   TERMINUS=/tmp/terminus-old PROXIES=terminus bench/profile.sh   # another build
@@ -42,6 +43,14 @@ cpu_ticks() {  # total utime+stime ticks of every process in session $1
   done
   echo $t
 }
+min_faults() {  # total minor page faults of every process in session $1
+  local t=0 f
+  for f in $(pgrep -s "$1"); do
+    f=$(cut -d' ' -f10 "/proc/$f/stat" 2>/dev/null) || continue
+    t=$((t + f))
+  done
+  echo $t
+}
 load() {  # load -> completed requests (connections for hs)
   if [[ $WORKLOAD == hs ]]; then
     local i pids=()
@@ -54,7 +63,7 @@ load() {  # load -> completed requests (connections for hs)
     return
   fi
   h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" --connect-to "127.0.0.1:$PORT" \
-    "https://localhost:$PORT/" 2>&1 | awk '/^requests:/ {print $8}'
+    "https://localhost:$PORT${URLPATH:-/}" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
 split_samples() {  # perf report lines (dso, symbol) -> % of samples by category
@@ -72,7 +81,7 @@ split_samples() {  # perf report lines (dso, symbol) -> % of samples by category
 start_backends
 
 HZ=$(getconf CLK_TCK)
-printf '%-9s %10s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "syscalls/req" "by name (per request)"
+printf '%-9s %10s %12s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "faults/req" "syscalls/req" "by name (per request)"
 for p in $PROXIES; do
   dir=$TMP/$p; mkdir -p "$dir"
   case $p in
@@ -84,7 +93,8 @@ for p in $PROXIES; do
   esac
   PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
   wait_url "https://127.0.0.1:$PORT/"
-  before=$(cpu_ticks "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
+  before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
+  faults=$(awk -v f=$(($(min_faults "$sid") - faults)) -v n="$reqs" 'BEGIN {printf "%.2f", f / n}')
   cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   # The worker(s): every process of the session but nginx's master.
   targets=$(pgrep -s "$sid" | while read -r q; do grep -q "master process" "/proc/$q/cmdline" 2>/dev/null || echo "-p $q"; done)
@@ -93,7 +103,7 @@ for p in $PROXIES; do
   sleep 1; reqs2=$(load); kill -INT $st; wait $st 2>/dev/null || true
   by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
   total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
-  printf '%-9s %10.0f %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$total" "$by"
+  printf '%-9s %10.0f %12s %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$faults" "$total" "$by"
   if [[ ${PERF:-0} == 1 ]]; then
     # shellcheck disable=SC2086
     perf record -g -o "$dir/perf.data" -p "$(echo $targets | sed 's/-p //g; s/ /,/g')" -- sleep "$DURATION" \
