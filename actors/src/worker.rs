@@ -6,9 +6,12 @@
 //! threads.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::TcpListener as StdTcpListener;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -56,9 +59,9 @@ pub struct Worker {
     /// Per-client-IP admission state, shared by all workers of the proxy.
     pub clients: Arc<ClientLimits>,
     next_conn: Cell<u64>,
-    /// Closed (never sent on) when the proxy shuts down: sessions waiting
-    /// for the next request on an idle connection see it and close.
-    pub shutdown: async_channel::Receiver<()>,
+    /// Fired when the proxy shuts down: sessions waiting for the next
+    /// request on an idle connection see it and close.
+    pub shutdown: ShutdownSignal,
 }
 
 impl Worker {
@@ -67,6 +70,89 @@ impl Worker {
         let id = self.next_conn.get();
         self.next_conn.set(id + 1);
         (id << 8) | (self.index as u64 & 0xff)
+    }
+}
+
+/// A worker's shutdown signal: fired once, it wakes every session waiting
+/// on it. Sessions wait on it each time they go idle, so a wait must be
+/// cheap: it takes a slot in a reused table (a channel receiver allocated
+/// and registered a listener per wait, about 2 % of a keep-alive request's
+/// instructions).
+#[derive(Debug, Default)]
+pub struct ShutdownSignal {
+    fired: Cell<bool>,
+    waiters: RefCell<Waiters>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl ShutdownSignal {
+    /// Whether the signal has fired.
+    pub fn is_fired(&self) -> bool {
+        self.fired.get()
+    }
+
+    /// Fires the signal and wakes every waiter.
+    pub fn fire(&self) {
+        self.fired.set(true);
+        let wakers: Vec<Waker> = self.waiters.borrow_mut().slots.iter_mut().filter_map(Option::take).collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Completes once the signal has fired.
+    pub fn wait(&self) -> ShutdownWait<'_> {
+        ShutdownWait { signal: self, slot: None }
+    }
+}
+
+/// The future of [`ShutdownSignal::wait`].
+#[derive(Debug)]
+pub struct ShutdownWait<'a> {
+    signal: &'a ShutdownSignal,
+    slot: Option<usize>,
+}
+
+impl Future for ShutdownWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.signal.fired.get() {
+            return Poll::Ready(());
+        }
+        let mut waiters = this.signal.waiters.borrow_mut();
+        let slot = match this.slot {
+            Some(slot) => slot,
+            None => {
+                let slot = waiters.free.pop().unwrap_or_else(|| {
+                    waiters.slots.push(None);
+                    waiters.slots.len() - 1
+                });
+                this.slot = Some(slot);
+                slot
+            }
+        };
+        match &mut waiters.slots[slot] {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            entry => *entry = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ShutdownWait<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            let mut waiters = self.signal.waiters.borrow_mut();
+            waiters.slots[slot] = None;
+            waiters.free.push(slot);
+        }
     }
 }
 
@@ -131,7 +217,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         sessions: Cell::new(0),
         clients: spec.clients,
         next_conn: Cell::new(1),
-        shutdown: spec.shutdown.clone(),
+        shutdown: ShutdownSignal::default(),
         settings,
     });
     let supervised = |name: &str| SupervisorSpec {
@@ -168,6 +254,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         let _ = spec.shutdown.recv().await;
     })
     .await;
+    worker.shutdown.fire();
 
     // Stop accepting, then let in-flight sessions finish up to the deadline.
     listener.do_send(crate::actors::listener::StopAccepting);
@@ -176,4 +263,48 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         runtime::sleep(Duration::from_millis(10)).await;
     }
     info!("worker stopped worker={} abandoned_sessions={}", spec.index, worker.sessions.get());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn shutdown_wakes_every_waiter_and_reuses_slots() {
+        let signal = ShutdownSignal::default();
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = TaskContext::from_waker(&waker);
+
+        let mut first = signal.wait();
+        let mut second = signal.wait();
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        // Polled again, a waiter keeps its slot.
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert_eq!(signal.waiters.borrow().slots.len(), 2);
+
+        // A wait that ends gives its slot to the next one.
+        drop(second);
+        let mut third = signal.wait();
+        assert!(Pin::new(&mut third).poll(&mut cx).is_pending());
+        assert_eq!(signal.waiters.borrow().slots.len(), 2);
+
+        signal.fire();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "both live waiters are woken");
+        assert!(Pin::new(&mut first).poll(&mut cx).is_ready());
+        assert!(Pin::new(&mut third).poll(&mut cx).is_ready());
+        assert!(Pin::new(&mut signal.wait()).poll(&mut cx).is_ready(), "a wait after the fire ends at once");
+    }
 }

@@ -417,7 +417,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             if log_enabled!(target: ACCESS_LOG_TARGET, Level::Info) {
                 self.access_log(&outcome, started);
             }
-            if !outcome.keep_alive || self.worker.shutdown.is_closed() {
+            if !outcome.keep_alive || self.worker.shutdown.is_fired() {
                 return;
             }
         }
@@ -491,7 +491,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 let mut first = [0u8; IDLE_READ];
                 let read = self.client.read(&mut first);
                 let shutdown = async {
-                    let _ = self.worker.shutdown.recv().await;
+                    self.worker.shutdown.wait().await;
                     Err(io::Error::new(io::ErrorKind::Interrupted, "shutting down"))
                 };
                 let result = runtime::timeout(keepalive_timeout, futures_lite::future::or(read, shutdown)).await;
