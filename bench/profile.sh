@@ -79,9 +79,11 @@ split_samples() {  # perf report lines (dso, symbol) -> % of samples by category
 }
 
 start_backends
+BACKEND_SIDS=("${PIDS[@]}")
+backend_ticks() { local t=0 b; for b in "${BACKEND_SIDS[@]}"; do t=$((t + $(cpu_ticks "$b"))); done; echo $t; }
 
 HZ=$(getconf CLK_TCK)
-printf '%-9s %10s %12s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "faults/req" "syscalls/req" "by name (per request)"
+printf '%-9s %10s %12s %14s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "backends us/req" "faults/req" "syscalls/req" "by name (per request)"
 for p in $PROXIES; do
   dir=$TMP/$p; mkdir -p "$dir"
   case $p in
@@ -93,7 +95,10 @@ for p in $PROXIES; do
   esac
   PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
   wait_url "https://127.0.0.1:$PORT/"
-  before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); reqs=$(load); after=$(cpu_ticks "$sid")
+  before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); bbefore=$(backend_ticks)
+  reqs=$(load)
+  after=$(cpu_ticks "$sid"); bafter=$(backend_ticks)
+  backend_us=$(awk -v t=$((bafter - bbefore)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   faults=$(awk -v f=$(($(min_faults "$sid") - faults)) -v n="$reqs" 'BEGIN {printf "%.2f", f / n}')
   cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   # The worker(s): every process of the session but nginx's master.
@@ -103,7 +108,7 @@ for p in $PROXIES; do
   sleep 1; reqs2=$(load); kill -INT $st; wait $st 2>/dev/null || true
   by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
   total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
-  printf '%-9s %10.0f %12s %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$faults" "$total" "$by"
+  printf '%-9s %10.0f %12s %14s %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$backend_us" "$faults" "$total" "$by"
   if [[ ${PERF:-0} == 1 ]]; then
     # shellcheck disable=SC2086
     perf record -g -o "$dir/perf.data" -p "$(echo $targets | sed 's/-p //g; s/ /,/g')" -- sleep "$DURATION" \
