@@ -66,16 +66,16 @@ load() {  # load -> completed requests (connections for hs)
     "https://localhost:$PORT${URLPATH:-/}" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
-split_samples() {  # perf report lines (dso, symbol) -> % of samples by category
-  awk '$1 ~ /%$/ && NF >= 4 {
-    p = $1; sub("%", "", p); d = $2; s = $4
+split_samples() {  # `perf report -n` lines (samples, dso, symbol) -> % of samples by category
+  awk '$1 ~ /%$/ && NF >= 5 {
+    n = $2; d = $3; s = $5
     if (d ~ /kernel/) c = (s ~ /finish_task_switch/) ? "kernel (switching in)" : "kernel"
     else if (d ~ /libcrypto/ || s ~ /aws_lc|ecp_nistz|curve25519|bignum_|sha256|sha512|aes_|gcm|HMAC|hkdf|p256|_mont|bn_|CRYPTO_/) c = "crypto"
     else if (d ~ /libssl/ || s ~ /rustls/) c = "TLS library"
     else if (d ~ /libc[.-]/ || s ~ /^_?mi_|malloc|memmove|memset|memcpy/) c = "libc, allocator"
     else c = "proxy, runtime, other"
-    t[c] += p
-  } END { for (c in t) printf "%5.1f %%  %s\n", t[c], c }' | sort -rn | sed 's/^/    /'
+    t[c] += n; all += n
+  } END { for (c in t) printf "%5.1f %%  %s\n", 100 * t[c] / all, c }' | sort -rn | sed 's/^/    /'
 }
 
 start_backends
@@ -116,7 +116,7 @@ for p in $PROXIES; do
     load >/dev/null; wait $pf || true
     perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio >"$dir/perf-full.txt" 2>/dev/null || true
     head -80 "$dir/perf-full.txt" > "$dir/perf.txt"
-    perf report -i "$dir/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null | split_samples
+    perf report -i "$dir/perf.data" --no-children -n --sort dso,symbol -g none --stdio 2>/dev/null | split_samples
     echo "  perf report: $dir/perf.txt"
   fi
   kill -- "-$sid"; sleep 0.5
