@@ -289,8 +289,8 @@ struct Attempt<'a> {
 }
 
 /// Methods whose requests may be repeated without changing the outcome (RFC 9110 9.2.2).
-fn is_idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE")
+fn is_idempotent(method: &[u8]) -> bool {
+    matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE")
 }
 
 /// A deadline-bounded timeout: `limit`, or less when `deadline` is nearer.
@@ -540,7 +540,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     /// `Retry-After`, then close) when the client IP is over its rate.
     async fn admit_request(&mut self) -> Result<bool, u16> {
         let http = &self.worker.settings.http;
-        let status = if self.req.target().len() > http.max_uri_bytes {
+        let status = if self.req.target_bytes().len() > http.max_uri_bytes {
             414
         } else if http.max_body_bytes > 0 && self.req.content_length().is_some_and(|n| n > http.max_body_bytes) {
             413
@@ -589,7 +589,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let deadline = (!up.total_timeout.is_zero()).then(|| started + up.total_timeout);
         let pick_req = worker.balancer.request(&self.req, self.peer.ip(), started);
         let retryable =
-            self.req.body() == BodyKind::Empty && (is_idempotent(self.req.method()) || up.retry.non_idempotent);
+            self.req.body() == BodyKind::Empty && (is_idempotent(self.req.method_bytes()) || up.retry.non_idempotent);
         let mut tried = Tried::default();
         let mut retries = 0u32;
         let mut _retry: Option<RetryToken> = None;
@@ -779,7 +779,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let body = self.req.body();
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
         // Only an HTTP/1.0 request without Host needs one made up.
-        let default_host = if self.req.host().is_none() { addr.to_string() } else { String::new() };
+        let default_host = if self.req.host_bytes().is_none() { addr.to_string() } else { String::new() };
         let via = settings.http.via.then_some("terminus");
 
         // 1. The head, with a small Content-Length body that is already

@@ -335,6 +335,11 @@ impl RequestHead {
         slice(&self.raw, &self.method)
     }
 
+    /// [`RequestHead::target`] as bytes (its length, without a UTF-8 check).
+    pub(crate) fn target_bytes(&self) -> &[u8] {
+        slice(&self.raw, &self.target)
+    }
+
     /// [`RequestHead::path`] as bytes (checked ASCII by `classify_target`).
     pub(crate) fn path_bytes(&self) -> &[u8] {
         slice(&self.raw, &self.path)
