@@ -444,19 +444,53 @@ pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream>
 /// Runs `fut`, failing with `TimedOut` if it does not finish within `limit`.
 ///
 /// On a worker thread this is a coarse timeout (late by at most
-/// [`TIMEOUT_TICK`]) that costs nothing when `fut` is ready at once; on other
-/// threads it is an exact async-io timer.
-pub async fn timeout<F: Future>(limit: Duration, fut: F) -> io::Result<F::Output> {
-    let deadline = Instant::now() + limit;
-    let expired = async {
-        if on_worker() {
-            Expiry { deadline, slot: None }.await;
-        } else {
-            async_io::Timer::at(deadline).await;
+/// [`TIMEOUT_TICK`]) that costs nothing, not even a clock read, when `fut`
+/// is ready at once; on other threads it is an exact async-io timer.
+pub fn timeout<F: Future>(limit: Duration, fut: F) -> Timeout<F> {
+    Timeout { fut, expiry: Expiring::Unarmed(limit) }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`]. A plain future rather than an `async fn`:
+    /// that kept `fut` twice (as its argument and inside the race), which
+    /// made a timed upstream exchange 3.3 KiB instead of 1.1 KiB.
+    pub struct Timeout<F> {
+        #[pin]
+        fut: F,
+        expiry: Expiring,
+    }
+}
+
+/// A [`Timeout`]'s deadline, armed when `fut` first returns pending.
+enum Expiring {
+    Unarmed(Duration),
+    Coarse(Expiry),
+    Exact(async_io::Timer),
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = io::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(v));
         }
-        Err(io::ErrorKind::TimedOut.into())
-    };
-    futures_lite::future::or(async { Ok(fut.await) }, expired).await
+        if let Expiring::Unarmed(limit) = *this.expiry {
+            let deadline = Instant::now() + limit;
+            *this.expiry = if on_worker() {
+                Expiring::Coarse(Expiry { deadline, slot: None })
+            } else {
+                Expiring::Exact(async_io::Timer::at(deadline))
+            };
+        }
+        let expired = match this.expiry {
+            Expiring::Coarse(expiry) => Pin::new(expiry).poll(cx).is_ready(),
+            Expiring::Exact(timer) => Pin::new(timer).poll(cx).is_ready(),
+            Expiring::Unarmed(_) => false,
+        };
+        if expired { Poll::Ready(Err(io::ErrorKind::TimedOut.into())) } else { Poll::Pending }
+    }
 }
 
 /// Sleeps on the reactor's timer.
