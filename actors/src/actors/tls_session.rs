@@ -104,17 +104,23 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let conn = worker.next_conn_id();
     // The handshake's state is large and short-lived: box it so that an
     // idle connection's future only holds the session.
-    let Some(tls) = Box::pin(handshake(tcp, conn, peer, &worker)).await else {
-        return;
-    };
-    worker.metrics.handshake(Ok(()));
-    debug!("session open conn={conn} peer={peer}");
     // Boxed so that the future does not hold both the session and a copy of
-    // it (a moved-in value keeps its own slot in a future's layout).
-    let identity = client_identity(&tls, &worker);
-    let client = SendDeadline::new(tls, worker.settings.http.send_timeout);
-    let mut session = Box::new(Session::new(conn, peer, client, worker));
-    session.identity = identity;
+    // it (a moved-in value keeps its own slot in a future's layout), and
+    // built in a block: a local still in scope at the next await keeps its
+    // slot even after it was moved (the TLS stream's 1,320 bytes did, in
+    // every idle connection).
+    let session = {
+        let Some(tls) = Box::pin(handshake(tcp, conn, peer, &worker)).await else {
+            return;
+        };
+        worker.metrics.handshake(Ok(()));
+        debug!("session open conn={conn} peer={peer}");
+        let identity = client_identity(&tls, &worker);
+        let client = SendDeadline::new(tls, worker.settings.http.send_timeout);
+        let mut session = Box::new(Session::new(conn, peer, client, worker));
+        session.identity = identity;
+        session
+    };
     session.serve().await;
     debug!("session closed conn={conn} peer={peer}");
 }
