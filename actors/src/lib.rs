@@ -56,6 +56,7 @@ pub mod limits;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;
+mod slab;
 pub mod supervision;
 pub mod tls;
 pub mod upstream;

@@ -29,6 +29,7 @@ use crate::limits::ClientLimits;
 use crate::metrics::{LocalMetrics, Metrics};
 use crate::runtime;
 use crate::settings::Settings;
+use crate::slab::Slab;
 use crate::supervision::RestartPolicy;
 use crate::upstream::ConnPool;
 
@@ -81,13 +82,7 @@ impl Worker {
 #[derive(Debug, Default)]
 pub struct ShutdownSignal {
     fired: Cell<bool>,
-    waiters: RefCell<Waiters>,
-}
-
-#[derive(Debug, Default)]
-struct Waiters {
-    slots: Vec<Option<Waker>>,
-    free: Vec<usize>,
+    waiters: RefCell<Slab<Waker>>,
 }
 
 impl ShutdownSignal {
@@ -99,9 +94,8 @@ impl ShutdownSignal {
     /// Fires the signal and wakes every waiter.
     pub fn fire(&self) {
         self.fired.set(true);
-        let wakers: Vec<Waker> = self.waiters.borrow_mut().slots.iter_mut().filter_map(Option::take).collect();
-        for waker in wakers {
-            waker.wake();
+        for waker in self.waiters.borrow_mut().iter_mut() {
+            waker.wake_by_ref();
         }
     }
 
@@ -127,20 +121,10 @@ impl Future for ShutdownWait<'_> {
             return Poll::Ready(());
         }
         let mut waiters = this.signal.waiters.borrow_mut();
-        let slot = match this.slot {
-            Some(slot) => slot,
-            None => {
-                let slot = waiters.free.pop().unwrap_or_else(|| {
-                    waiters.slots.push(None);
-                    waiters.slots.len() - 1
-                });
-                this.slot = Some(slot);
-                slot
-            }
-        };
-        match &mut waiters.slots[slot] {
+        match this.slot.and_then(|i| waiters.get_mut(i)) {
             Some(waker) if waker.will_wake(cx.waker()) => {}
-            entry => *entry = Some(cx.waker().clone()),
+            Some(waker) => *waker = cx.waker().clone(),
+            None => this.slot = Some(waiters.insert(cx.waker().clone())),
         }
         Poll::Pending
     }
@@ -149,9 +133,7 @@ impl Future for ShutdownWait<'_> {
 impl Drop for ShutdownWait<'_> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
-            let mut waiters = self.signal.waiters.borrow_mut();
-            waiters.slots[slot] = None;
-            waiters.free.push(slot);
+            self.signal.waiters.borrow_mut().remove(slot);
         }
     }
 }
@@ -293,13 +275,13 @@ mod tests {
         assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
         // Polled again, a waiter keeps its slot.
         assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
-        assert_eq!(signal.waiters.borrow().slots.len(), 2);
+        assert_eq!(signal.waiters.borrow().slots(), 2);
 
         // A wait that ends gives its slot to the next one.
         drop(second);
         let mut third = signal.wait();
         assert!(Pin::new(&mut third).poll(&mut cx).is_pending());
-        assert_eq!(signal.waiters.borrow().slots.len(), 2);
+        assert_eq!(signal.waiters.borrow().slots(), 2);
 
         signal.fire();
         assert_eq!(counter.0.load(Ordering::SeqCst), 2, "both live waiters are woken");

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
 
+use crate::slab::Slab;
+
 mod edge;
 
 /// A TCP connection.
@@ -264,8 +266,7 @@ thread_local! {
 /// ticker per worker fires what is due every [`TIMEOUT_TICK`].
 #[derive(Default)]
 struct Wheel {
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
+    slots: Slab<Slot>,
 }
 
 struct Slot {
@@ -275,29 +276,8 @@ struct Slot {
 }
 
 impl Wheel {
-    fn insert(&mut self, slot: Slot) -> usize {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(slot);
-                i
-            }
-            None => {
-                self.slots.push(Some(slot));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, i: usize) {
-        if let Some(entry) = self.slots.get_mut(i)
-            && entry.take().is_some()
-        {
-            self.free.push(i);
-        }
-    }
-
     fn fire_due(&mut self, now: Instant) {
-        for slot in self.slots.iter_mut().flatten() {
+        for slot in self.slots.iter_mut() {
             if !slot.fired && slot.deadline <= now {
                 slot.fired = true;
                 slot.waker.wake_by_ref();
@@ -315,7 +295,7 @@ fn fire_due(now: Option<Instant>) -> bool {
         if let Some(now) = now {
             wheel.fire_due(now);
         }
-        wheel.slots.len() > wheel.free.len()
+        !wheel.slots.is_empty()
     })
 }
 
@@ -346,7 +326,7 @@ impl Future for Expiry {
             let Some(wheel) = guard.as_mut() else {
                 return Poll::Pending;
             };
-            match slot.and_then(|i| wheel.slots.get_mut(i)).and_then(Option::as_mut) {
+            match slot.and_then(|i| wheel.slots.get_mut(i)) {
                 Some(s) if s.fired => Poll::Ready(()),
                 Some(s) => {
                     if !s.waker.will_wake(cx.waker()) {
@@ -355,7 +335,7 @@ impl Future for Expiry {
                     Poll::Pending
                 }
                 None => {
-                    let i = wheel.insert(Slot { deadline, waker: cx.waker().clone(), fired: false });
+                    let i = wheel.slots.insert(Slot { deadline, waker: cx.waker().clone(), fired: false });
                     self.slot = Some(i);
                     Poll::Pending
                 }
@@ -372,7 +352,7 @@ impl Drop for Expiry {
                 if let Ok(mut guard) = w.try_borrow_mut()
                     && let Some(wheel) = guard.as_mut()
                 {
-                    wheel.remove(i);
+                    wheel.slots.remove(i);
                 }
             });
         }
@@ -554,7 +534,7 @@ mod tests {
             let (result, elapsed, armed) = on_worker_thread(async move {
                 let start = Instant::now();
                 let r = timeout(Duration::from_millis(limit), sleep(Duration::from_millis(work))).await;
-                let armed = WHEEL.with(|w| w.borrow().as_ref().map_or(0, |w| w.slots.iter().flatten().count()));
+                let armed = WHEEL.with(|w| w.borrow().as_ref().map_or(0, |w| w.slots.len()));
                 (r.is_err(), start.elapsed(), armed)
             });
             assert_eq!(result, expect_timeout, "limit {limit} work {work}");
@@ -574,7 +554,7 @@ mod tests {
                 let r = timeout(Duration::from_secs(1), async { 7 }).await;
                 assert_eq!(r.ok(), Some(7));
             }
-            WHEEL.with(|w| w.borrow().as_ref().map_or(usize::MAX, |w| w.slots.len()))
+            WHEEL.with(|w| w.borrow().as_ref().map_or(usize::MAX, |w| w.slots.slots()))
         });
         assert_eq!(armed, 0);
     }
