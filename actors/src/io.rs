@@ -6,7 +6,7 @@
 //! direction, whatever the body size.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{Future, Pending};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -199,7 +199,7 @@ pub struct SendDeadline<S> {
     inner: S,
     limit: Duration,
     /// Armed while a write waits, dropped when one makes progress.
-    timer: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
+    timer: Option<runtime::Timeout<Pending<()>>>,
 }
 
 impl<S> SendDeadline<S> {
@@ -214,8 +214,8 @@ impl<S> SendDeadline<S> {
             return poll;
         }
         let limit = self.limit;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(runtime::timeout(limit, std::future::pending::<()>())));
-        if timer.as_mut().poll(cx).is_ready() {
+        let timer = self.timer.get_or_insert_with(|| runtime::timeout(limit, std::future::pending()));
+        if Pin::new(timer).poll(cx).is_ready() {
             self.timer = None;
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
