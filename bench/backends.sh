@@ -3,7 +3,7 @@
 # 127.0.0.1, certificates, and clean-up of everything started.
 # Set before sourcing: ROOT, OUT (work directory), BASE (port base).
 # Defines: SHARED B1 B2 PORT TMP CERT_FILE KEY_FILE, spawn, wait_url,
-# start_backends; every process started with `spawn` is killed on exit.
+# start_backends, stime_load; every process started with `spawn` is killed on exit.
 SHARED=${SHARED:-$ROOT/../shared/bench}
 B1=127.0.0.1:$((BASE + 1)) B2=127.0.0.1:$((BASE + 2)) PORT=$((BASE + 10))
 MAXCONN=4096
@@ -37,4 +37,14 @@ start_backends() {
     spawn "$TMP/$name" nginx -e stderr -p "$TMP/$name" -c "$TMP/$name/nginx.conf" >/dev/null
     wait_url "http://127.0.0.1:$port/"
   done
+}
+stime_load() {  # stime_load CLIENTS SECONDS GRACE -> full handshakes (+ GET /) completed on $PORT
+  local i pids=()
+  for i in $(seq "$1"); do
+    timeout -k 5 $(($2 + $3)) openssl s_time -connect "127.0.0.1:$PORT" -new -time "$2" -www / \
+      -ciphersuites TLS_AES_128_GCM_SHA256 >"$TMP/stime.$i" 2>&1 & pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  cat "$TMP"/stime.* | awk '/connections in [0-9.]+s;/ {n += $1} END {print n + 0}'
+  rm -f "$TMP"/stime.*
 }

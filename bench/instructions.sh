@@ -39,14 +39,7 @@ fi
 
 load() {  # load COUNT -> completed requests (hs: connections in HS_SECONDS, COUNT ignored)
   if [[ $WORKLOAD == hs ]]; then
-    local i pids=()
-    for i in $(seq "$CONNS"); do
-      timeout -k 5 $((HS_SECONDS + 60)) openssl s_time -connect "127.0.0.1:$PORT" -new -time "$HS_SECONDS" \
-        -www / -ciphersuites TLS_AES_128_GCM_SHA256 >"$TMP/stime.$i" 2>&1 & pids+=($!)
-    done
-    wait "${pids[@]}" || true
-    cat "$TMP"/stime.* | awk '/connections in [0-9.]+s;/ {n += $1} END {print n + 0}'
-    rm -f "$TMP"/stime.*
+    stime_load "$CONNS" "$HS_SECONDS" 60
     return
   fi
   h2load --h1 -t 1 -c "$CONNS" -n "$1" --connect-to "127.0.0.1:$PORT" \

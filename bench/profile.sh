@@ -53,13 +53,7 @@ min_faults() {  # total minor page faults of every process in session $1
 }
 load() {  # load -> completed requests (connections for hs)
   if [[ $WORKLOAD == hs ]]; then
-    local i pids=()
-    for i in $(seq "$CONNS"); do
-      timeout -k 5 $((DURATION + 30)) openssl s_time -connect "127.0.0.1:$PORT" -new -time "$DURATION" -www / \
-        -ciphersuites TLS_AES_128_GCM_SHA256 >"$TMP/stime.$i" 2>&1 & pids+=($!)
-    done
-    wait "${pids[@]}" || true
-    cat "$TMP"/stime.* | awk '/connections in [0-9.]+s;/ {n += $1} END {print n + 0}'
+    stime_load "$CONNS" "$DURATION" 30
     return
   fi
   h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" --connect-to "127.0.0.1:$PORT" \

@@ -102,14 +102,13 @@ impl Actor for TlsSession {
 
 async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let conn = worker.next_conn_id();
-    // The handshake's state is large and short-lived: box it so that an
-    // idle connection's future only holds the session.
-    // Boxed so that the future does not hold both the session and a copy of
-    // it (a moved-in value keeps its own slot in a future's layout), and
-    // built in a block: a local still in scope at the next await keeps its
-    // slot even after it was moved (the TLS stream's 1,320 bytes did, in
-    // every idle connection).
+    // Built in a block: a local still in scope at the next await keeps its
+    // slot in the future even after it was moved (the TLS stream's 1,320
+    // bytes did, in every idle connection). The session is boxed for the
+    // same reason: the future does not hold both it and a copy of it.
     let session = {
+        // The handshake's state is large and short-lived: boxed, so that an
+        // idle connection's future only holds the session.
         let Some(tls) = Box::pin(handshake(tcp, conn, peer, &worker)).await else {
             return;
         };
