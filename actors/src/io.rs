@@ -17,8 +17,15 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::http1::{self, BodyKind, ChunkedDecoder, Decoded, Http1Error};
 use crate::runtime;
 
-/// Size of each read buffer (raised to the head limit when that is larger).
+/// Size of each client read buffer (raised to the head limit when that is
+/// larger).
 pub const READ_BUF: usize = 16 * 1024;
+
+/// Size of each upstream read buffer (raised likewise): a large response
+/// comes in 64 KiB reads and leaves as four TLS records in one send, where
+/// 16 KiB took a read and a send per record (measured per 1 MiB response:
+/// 66 `recvfrom` and 66 `sendto`).
+pub const UPSTREAM_READ_BUF: usize = 64 * 1024;
 
 /// Output is batched up to this many bytes before it is written, so a small
 /// response head and body leave in one write (one TLS record).
@@ -30,29 +37,49 @@ pub const DIRECT_WRITE: usize = 8 * 1024;
 /// Buffers kept in a worker's pool at most, per kind; more are freed.
 const MAX_POOLED: usize = 1024;
 
+/// Bytes of read buffers kept in a worker's pool at most, per kind (1,024
+/// client read buffers, 256 upstream ones).
+const MAX_POOLED_BYTES: usize = 16 << 20;
+
 /// A worker's pool of I/O buffers. Sessions take buffers when a request
 /// starts and give them back when they go idle, so an idle keep-alive
 /// connection holds none (idle connections outnumber active ones by far).
 #[derive(Debug)]
 pub struct BufPool {
     read_size: usize,
+    upstream_size: usize,
     read: RefCell<Vec<Vec<u8>>>,
+    upstream: RefCell<Vec<Vec<u8>>>,
     out: RefCell<Vec<Vec<u8>>>,
 }
 
 impl BufPool {
-    /// A pool of read buffers of `read_size` bytes and output batches.
-    pub fn new(read_size: usize) -> Self {
-        Self { read_size, read: RefCell::new(Vec::new()), out: RefCell::new(Vec::new()) }
+    /// A pool of read buffers that hold at least `min_read` bytes (client
+    /// reads of [`READ_BUF`], upstream reads of [`UPSTREAM_READ_BUF`]) and
+    /// output batches.
+    pub fn new(min_read: usize) -> Self {
+        Self {
+            read_size: min_read.max(READ_BUF),
+            upstream_size: min_read.max(UPSTREAM_READ_BUF),
+            read: RefCell::new(Vec::new()),
+            upstream: RefCell::new(Vec::new()),
+            out: RefCell::new(Vec::new()),
+        }
     }
 
-    fn take_read(&self) -> Vec<u8> {
-        self.read.borrow_mut().pop().unwrap_or_else(|| vec![0; self.read_size])
+    fn take_read(&self, upstream: bool) -> Vec<u8> {
+        let (pool, size) = if upstream { (&self.upstream, self.upstream_size) } else { (&self.read, self.read_size) };
+        pool.borrow_mut().pop().unwrap_or_else(|| vec![0; size])
     }
 
     fn give_read(&self, data: Vec<u8>) {
-        let mut pool = self.read.borrow_mut();
-        if pool.len() < MAX_POOLED && data.len() == self.read_size {
+        let pool = match data.len() {
+            n if n == self.read_size => &self.read,
+            n if n == self.upstream_size => &self.upstream,
+            _ => return,
+        };
+        let mut pool = pool.borrow_mut();
+        if pool.len() < MAX_POOLED.min(MAX_POOLED_BYTES / data.len()) {
             pool.push(data);
         }
     }
@@ -92,10 +119,20 @@ impl Buf {
         Self { data: Vec::new(), start: 0, end: 0 }
     }
 
-    /// Takes memory from the pool if the buffer has none.
+    /// Takes memory from the pool if the buffer has none: a client read
+    /// buffer.
     pub fn attach(&mut self, pool: &BufPool) {
+        self.attach_from(pool, false);
+    }
+
+    /// Like [`Buf::attach`], an upstream read buffer.
+    pub fn attach_upstream(&mut self, pool: &BufPool) {
+        self.attach_from(pool, true);
+    }
+
+    fn attach_from(&mut self, pool: &BufPool, upstream: bool) {
         if self.data.is_empty() {
-            self.data = pool.take_read();
+            self.data = pool.take_read(upstream);
             self.start = 0;
             self.end = 0;
         }

@@ -195,7 +195,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         metrics: LocalMetrics::new(spec.metrics.register_worker()),
         balancer: balancer.clone(),
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
-        bufs: BufPool::new(settings.http.max_head_bytes.max(crate::io::READ_BUF)),
+        bufs: BufPool::new(settings.http.max_head_bytes),
         sessions: Cell::new(0),
         clients: spec.clients,
         next_conn: Cell::new(1),

@@ -792,7 +792,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         if self.out.capacity() == 0 {
             self.out = self.worker.bufs.take_out();
         }
-        self.ubuf.attach(&self.worker.bufs);
+        self.ubuf.attach_upstream(&self.worker.bufs);
         self.out.clear();
         let fwd = Forwarding {
             client_ip: self.peer.ip(),

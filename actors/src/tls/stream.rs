@@ -9,10 +9,11 @@
 //! nothing else. Records are encrypted straight into the output buffer.
 //!
 //! Output is sent before the stream waits for input, on flush and close, and
-//! once a full record is queued: a read thus sends what rustls queued while
-//! reading (a KeyUpdate answer, a `no_renegotiation` warning), and the last
-//! handshake flight, a short response and its close_notify can share one
-//! send.
+//! once no further full record fits: a read thus sends what rustls queued
+//! while reading (a KeyUpdate answer, a `no_renegotiation` warning), and the
+//! last handshake flight, a short response and its close_notify can share
+//! one send. A write of more than one record (a large body) is encrypted
+//! into a buffer with room for four, which then leave in one send.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -30,37 +31,50 @@ use crate::runtime::TcpStream;
 /// Room for one record as it travels (rustls' largest: 16 KiB of payload,
 /// 2 KiB of expansion, a 5-byte header); the size of pooled buffers.
 const RECORD_BUF: usize = 16 * 1024 + 2048 + 5;
-/// Plaintext encrypted per write: one full record.
+/// Plaintext per record: a full record.
 const MAX_WRITE: usize = 16 * 1024;
 /// A record's size over its plaintext, at most (header, nonce, tag, type).
 const RECORD_OVERHEAD: usize = 64;
+/// Full records a large write puts in one send.
+const BATCH_RECORDS: usize = 4;
+/// Room for [`BATCH_RECORDS`] full records: the output buffer of a large
+/// write (a big response body), so that they leave in one send.
+const BATCH_BUF: usize = BATCH_RECORDS * (MAX_WRITE + RECORD_OVERHEAD);
 /// Unprocessed input may grow past one record only while a handshake
 /// message spans records (rustls refuses those over 64 KiB).
 const MAX_INPUT: usize = 96 * 1024;
 /// Output queued by reads (alerts, KeyUpdate answers) beyond which reads
 /// wait for it to leave.
 const MAX_QUEUED: usize = 64 * 1024;
-/// Buffers a thread keeps for reuse.
+/// Buffers of [`RECORD_BUF`] bytes a thread keeps for reuse.
 const MAX_POOLED: usize = 512;
+/// Buffers of [`BATCH_BUF`] bytes a thread keeps for reuse.
+const MAX_POOLED_BATCH: usize = 128;
 
 thread_local! {
     /// Each worker thread's free buffers of [`RECORD_BUF`] bytes.
     static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Each worker thread's free buffers of [`BATCH_BUF`] bytes.
+    static BATCH_POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_buf() -> Vec<u8> {
-    POOL.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| vec![0; RECORD_BUF])
+fn take_buf(size: usize) -> Vec<u8> {
+    let pool = if size == BATCH_BUF { &BATCH_POOL } else { &POOL };
+    pool.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| vec![0; size])
 }
 
 fn give_buf(buf: Vec<u8>) {
-    if buf.len() == RECORD_BUF {
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < MAX_POOLED {
-                pool.push(buf);
-            }
-        });
-    }
+    let (pool, max) = match buf.len() {
+        RECORD_BUF => (&POOL, MAX_POOLED),
+        BATCH_BUF => (&BATCH_POOL, MAX_POOLED_BATCH),
+        _ => return,
+    };
+    pool.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < max {
+            pool.push(buf);
+        }
+    });
 }
 
 /// Bytes in `data[start..end]`; `data` holds no memory while they are none.
@@ -110,11 +124,17 @@ impl Bytes {
         }
     }
 
+    /// Takes a buffer of `size` bytes ([`RECORD_BUF`] or [`BATCH_BUF`])
+    /// if it holds none.
+    fn reserve(&mut self, size: usize) {
+        if self.data.is_empty() {
+            self.data = take_buf(size);
+        }
+    }
+
     /// The free space after the bytes, at least `min` long.
     fn spare(&mut self, min: usize) -> &mut [u8] {
-        if self.data.is_empty() {
-            self.data = take_buf();
-        }
+        self.reserve(RECORD_BUF);
         if self.data.len() - self.end < min && self.start > 0 {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -129,9 +149,7 @@ impl Bytes {
     /// Free space for a socket read: compacts a mostly consumed buffer and
     /// doubles a full one, up to [`MAX_INPUT`].
     fn spare_for_read(&mut self) -> io::Result<&mut [u8]> {
-        if self.data.is_empty() {
-            self.data = take_buf();
-        }
+        self.reserve(RECORD_BUF);
         let len = self.data.len();
         if self.start > 0 && len - self.end < len / 4 {
             self.data.copy_within(self.start..self.end, 0);
@@ -330,6 +348,22 @@ impl TlsStream {
         self.failed.as_ref().map(|f| io::Error::new(io::ErrorKind::InvalidData, f.error.clone()))
     }
 
+    /// Encrypts `data` (at most one record) into the output.
+    fn encrypt(&mut self, cx: &mut Context<'_>, data: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.step(Op::Write(data)) {
+                Err(e) => return Err(self.fail(cx, e)),
+                Ok(Step::Wrote(n)) => return Ok(n),
+                Ok(Step::Read(_) | Step::Queued) => {}
+                Ok(Step::PeerClosed) => self.eof = true,
+                Ok(Step::Closed) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Ok(Step::NeedInput | Step::Open) => {
+                    return Err(io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not complete"));
+                }
+            }
+        }
+    }
+
     /// Writes the queued output.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.output.is_empty() {
@@ -507,6 +541,7 @@ impl AsyncRead for TlsStream {
 }
 
 impl AsyncWrite for TlsStream {
+    /// Encrypts up to [`BATCH_RECORDS`] full records of `data`.
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if data.is_empty() {
@@ -515,36 +550,40 @@ impl AsyncWrite for TlsStream {
         if let Some(e) = this.failed_error() {
             return Poll::Ready(Err(e));
         }
-        let data = &data[..data.len().min(MAX_WRITE)];
+        let data = &data[..data.len().min(BATCH_RECORDS * MAX_WRITE)];
         // A record joins queued output only where it fits: compacting or
         // growing the buffer would copy what waits (measured: a third copy
         // of every byte of a 1 MiB response).
-        if !this.output.is_empty() && this.output.room() < data.len() + RECORD_OVERHEAD {
+        let first = data.len().min(MAX_WRITE);
+        if !this.output.is_empty() && this.output.room() < first + RECORD_OVERHEAD {
             ready!(this.poll_send(cx))?;
         }
-        loop {
-            match this.step(Op::Write(data)) {
-                Err(e) => return Poll::Ready(Err(this.fail(cx, e))),
-                Ok(Step::Wrote(n)) => {
-                    // A full record leaves now if the socket takes it; less
-                    // waits for more, for a flush or close, or for the next
-                    // wait on input (so the last handshake flight, a
-                    // response and its close_notify share one send).
-                    if this.output.len() >= MAX_WRITE
-                        && let Poll::Ready(Err(e)) = this.poll_send(cx)
-                    {
-                        return Poll::Ready(Err(e));
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(Step::Read(_) | Step::Queued) => {}
-                Ok(Step::PeerClosed) => this.eof = true,
-                Ok(Step::Closed) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-                Ok(Step::NeedInput | Step::Open) => {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not complete")));
-                }
+        if data.len() > MAX_WRITE {
+            this.output.reserve(BATCH_BUF);
+        }
+        let mut written = 0;
+        for piece in data.chunks(MAX_WRITE) {
+            if written > 0 && this.output.room() < piece.len() + RECORD_OVERHEAD {
+                break;
+            }
+            match this.encrypt(cx, piece) {
+                Ok(n) => written += n,
+                // Bytes already encrypted count; the next write reports it.
+                Err(_) if written > 0 => break,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
+        // Once no further full record fits, the output leaves now if the
+        // socket takes it; less waits for more, for a flush or close, or
+        // for the next wait on input (so the last handshake flight, a
+        // response and its close_notify share one send).
+        if this.output.len() >= MAX_WRITE
+            && this.output.room() < MAX_WRITE + RECORD_OVERHEAD
+            && let Poll::Ready(Err(e)) = this.poll_send(cx)
+        {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -612,6 +651,42 @@ mod tests {
             .with_root_certificates(roots)
             .with_no_client_auth();
         (Arc::new(server), Arc::new(client))
+    }
+
+    /// A large write is taken four records at a time (they leave in one
+    /// send), arrives intact, and its batch buffer goes back to the pool.
+    #[test]
+    fn a_large_write_takes_four_records_at_once() {
+        let (server, client) = configs();
+        let listener = runtime::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let body: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let expected = body.clone();
+        let peer = std::thread::spawn(move || {
+            let name = ServerName::try_from("localhost").expect("name");
+            let conn = ClientConnection::new(client, name).expect("client");
+            let mut tls = StreamOwned::new(conn, std::net::TcpStream::connect(addr).expect("connect"));
+            tls.write_all(b"go").expect("send");
+            let mut got = vec![0; expected.len()];
+            tls.read_exact(&mut got).expect("body");
+            assert!(got == expected, "the body arrives intact");
+        });
+        futures_lite::future::block_on(async {
+            let listener = runtime::listener(listener).expect("listener");
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let conn = UnbufferedServerConnection::new(server).expect("conn");
+            let mut tls = TlsStream::new(conn, tcp, Vec::new());
+            tls.handshake().await.expect("handshake");
+            let mut go = [0; 2];
+            tls.read_exact(&mut go).await.expect("read");
+            let first = tls.write(&body).await.expect("write");
+            assert_eq!(first, BATCH_RECORDS * MAX_WRITE, "one write takes four full records");
+            tls.write_all(&body[first..]).await.expect("write the rest");
+            tls.flush().await.expect("flush");
+            assert_eq!(tls.output.data.len(), 0, "the batch buffer is back in the pool");
+            assert!(BATCH_POOL.with(|p| p.borrow().len()) >= 1, "pooled for the next large write");
+        });
+        peer.join().expect("peer");
     }
 
     /// Between requests a connection holds no buffer: the point of the
