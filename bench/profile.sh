@@ -8,8 +8,9 @@
 #   - proxy CPU per request (utime+stime from /proc, all its processes), in us;
 #   - syscalls per request by name, with `strace -c -f` attached for a second
 #     run (strace slows the proxy: use these as counts, not as times).
-# With PERF=1, `perf record` of each proxy during a third run: the report is
-# in $OUT, and a split of the CPU samples into kernel, crypto, TLS library,
+# With PERF=1, `perf record` and `perf stat` of each proxy during a third run:
+# context switches and CPU migrations per request, the report in $OUT, and
+# a split of the CPU samples into kernel, crypto, TLS library,
 # libc/allocator and the proxy's own code is printed (the same categories for
 # Terminus, one binary, and nginx, whose crypto is libcrypto's).
 #
@@ -105,9 +106,13 @@ for p in $PROXIES; do
   printf '%-9s %10.0f %12s %14s %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$backend_us" "$faults" "$total" "$by"
   if [[ ${PERF:-0} == 1 ]]; then
     # shellcheck disable=SC2086
-    perf record -g -o "$dir/perf.data" -p "$(echo $targets | sed 's/-p //g; s/ /,/g')" -- sleep "$DURATION" \
-      >/dev/null 2>&1 & pf=$!
-    load >/dev/null; wait $pf || true
+    pids=$(echo $targets | sed 's/-p //g; s/ /,/g')
+    perf record -g -o "$dir/perf.data" -p "$pids" -- sleep "$DURATION" >/dev/null 2>&1 & pf=$!
+    perf stat -x, -e context-switches,cpu-migrations -o "$dir/perf-stat.txt" -p "$pids" -- sleep "$DURATION" \
+      >/dev/null 2>&1 & ps=$!
+    reqs3=$(load); wait $pf $ps || true
+    awk -F, -v n="$reqs3" '$3 ~ /context-switches|cpu-migrations/ {printf "    %s per request: %.2f\n", $3, $1 / n}' \
+      "$dir/perf-stat.txt"
     perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio >"$dir/perf-full.txt" 2>/dev/null || true
     head -80 "$dir/perf-full.txt" > "$dir/perf.txt"
     perf report -i "$dir/perf.data" --no-children -n --sort dso,symbol -g none --stdio 2>/dev/null | split_samples
