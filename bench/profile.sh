@@ -6,6 +6,8 @@
 # WORKLOAD=hs, CONNS `openssl s_time -new` clients: a full TLS 1.3 handshake
 # and one request per connection) measures:
 #   - proxy CPU per request (utime+stime from /proc, all its processes), in us;
+#   - TCP segments per request, sent by every socket on the machine (client,
+#     proxy and backends: on loopback each segment is counted once);
 #   - syscalls per request by name, with `strace -c -f` attached for a second
 #     run (strace slows the proxy: use these as counts, not as times).
 # With PERF=1, `perf record` and `perf stat` of each proxy during a third run:
@@ -44,6 +46,9 @@ cpu_ticks() {  # total utime+stime ticks of every process in session $1
   done
   echo $t
 }
+tcp_segments() {  # TCP segments sent so far on this machine (every socket: loopback counts both ends)
+  awk '$1 == "Tcp:" && !h {for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next} $1 == "Tcp:" {print $c["OutSegs"]}' /proc/net/snmp
+}
 min_faults() {  # total minor page faults of every process in session $1
   local t=0 f
   for f in $(pgrep -s "$1"); do
@@ -78,7 +83,7 @@ BACKEND_SIDS=("${PIDS[@]}")
 backend_ticks() { local t=0 b; for b in "${BACKEND_SIDS[@]}"; do t=$((t + $(cpu_ticks "$b"))); done; echo $t; }
 
 HZ=$(getconf CLK_TCK)
-printf '%-9s %10s %12s %14s %12s %12s   %s\n' proxy "req/s" "CPU us/req" "backends us/req" "faults/req" "syscalls/req" "by name (per request)"
+printf '%-9s %10s %12s %14s %12s %10s %12s   %s\n' proxy "req/s" "CPU us/req" "backends us/req" "faults/req" "segs/req" "syscalls/req" "by name (per request)"
 for p in $PROXIES; do
   dir=$TMP/$p; mkdir -p "$dir"
   case $p in
@@ -90,9 +95,10 @@ for p in $PROXIES; do
   esac
   PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
   wait_url "https://127.0.0.1:$PORT/"
-  before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); bbefore=$(backend_ticks)
+  before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); bbefore=$(backend_ticks); segs=$(tcp_segments)
   reqs=$(load)
   after=$(cpu_ticks "$sid"); bafter=$(backend_ticks)
+  segs=$(awk -v s=$(($(tcp_segments) - segs)) -v n="$reqs" 'BEGIN {printf "%.2f", s / n}')
   backend_us=$(awk -v t=$((bafter - bbefore)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   faults=$(awk -v f=$(($(min_faults "$sid") - faults)) -v n="$reqs" 'BEGIN {printf "%.2f", f / n}')
   cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
@@ -103,7 +109,7 @@ for p in $PROXIES; do
   sleep 1; reqs2=$(load); kill -INT $st; wait $st 2>/dev/null || true
   by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
   total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
-  printf '%-9s %10.0f %12s %14s %12s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$backend_us" "$faults" "$total" "$by"
+  printf '%-9s %10.0f %12s %14s %12s %10s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$backend_us" "$faults" "$segs" "$total" "$by"
   if [[ ${PERF:-0} == 1 ]]; then
     # shellcheck disable=SC2086
     pids=$(echo $targets | sed 's/-p //g; s/ /,/g')
