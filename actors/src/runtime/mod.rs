@@ -77,6 +77,20 @@ impl TcpStream {
         self.std().shutdown(how)
     }
 
+    /// Writes bytes that the caller follows at once with a shutdown of the
+    /// writing side ([`AsyncWrite::poll_close`]): sent with `MSG_MORE`, they
+    /// wait in the kernel for the FIN, and the last bytes and the FIN leave
+    /// in one segment instead of two. (Bytes left waiting are sent on
+    /// shutdown or close, whichever comes first.)
+    pub fn poll_write_before_close(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Stream::Edge { io, reg } => {
+                reg.poll_write(cx, || rustix::net::send(&*io, buf, rustix::net::SendFlags::MORE).map_err(Into::into))
+            }
+            Stream::Async(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
     /// Ready once a read may find bytes (or the end of the stream); the
     /// read may still find nothing. Lets a reader take a buffer only when
     /// there is something to put in it.

@@ -366,8 +366,18 @@ impl TlsStream {
 
     /// Writes the queued output.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send_as(cx, false)
+    }
+
+    /// Writes the queued output; `closing`: the TCP stream's writing side
+    /// is shut down right after, and the FIN may join the last bytes.
+    fn poll_send_as(&mut self, cx: &mut Context<'_>, closing: bool) -> Poll<io::Result<()>> {
         while !self.output.is_empty() {
-            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, self.output.filled()))?;
+            let n = if closing {
+                ready!(self.tcp.poll_write_before_close(cx, self.output.filled()))?
+            } else {
+                ready!(Pin::new(&mut self.tcp).poll_write(cx, self.output.filled()))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -604,7 +614,7 @@ impl AsyncWrite for TlsStream {
                 }
             }
         }
-        ready!(this.poll_send(cx))?;
+        ready!(this.poll_send_as(cx, true))?;
         Pin::new(&mut this.tcp).poll_close(cx)
     }
 }
