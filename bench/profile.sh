@@ -10,9 +10,10 @@
 #     proxy and backends: on loopback each segment is counted once);
 #   - syscalls per request by name, with `strace -c -f` attached for a second
 #     run (strace slows the proxy: use these as counts, not as times).
-# With PERF=1, `perf record` and `perf stat` of each proxy during a third run:
-# context switches and CPU migrations per request, the report in $OUT, and
-# a split of the CPU samples into kernel, crypto, TLS library,
+#   - the proxy's context switches per request, voluntary (it waited) and
+#     involuntary (it was preempted), from /proc.
+# With PERF=1, `perf record` of each proxy during a third run: the report is
+# in $OUT, and a split of the CPU samples into kernel, crypto, TLS library,
 # libc/allocator and the proxy's own code is printed (the same categories for
 # Terminus, one binary, and nginx, whose crypto is libcrypto's).
 #
@@ -48,6 +49,11 @@ cpu_ticks() {  # total utime+stime ticks of every process in session $1
 }
 tcp_segments() {  # TCP segments sent so far on this machine (every socket: loopback counts both ends)
   awk '$1 == "Tcp:" && !h {for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next} $1 == "Tcp:" {print $c["OutSegs"]}' /proc/net/snmp
+}
+switches() {  # voluntary and involuntary context switches of every thread in session $1
+  local f
+  for f in $(pgrep -s "$1"); do cat /proc/"$f"/task/*/status 2>/dev/null; done |
+    awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
 }
 min_faults() {  # total minor page faults of every process in session $1
   local t=0 f
@@ -96,8 +102,11 @@ for p in $PROXIES; do
   PIDS+=("$sid")   # (spawn ran in a subshell: its PIDS+= did not reach this one)
   wait_url "https://127.0.0.1:$PORT/"
   before=$(cpu_ticks "$sid"); faults=$(min_faults "$sid"); bbefore=$(backend_ticks); segs=$(tcp_segments)
+  sw=$(switches "$sid")
   reqs=$(load)
   after=$(cpu_ticks "$sid"); bafter=$(backend_ticks)
+  sw=$(awk -v a="$sw" -v b="$(switches "$sid")" -v n="$reqs" 'BEGIN {split(a, x, " "); split(b, y, " ");
+    printf "voluntary %.2f, involuntary %.2f", (y[1] - x[1]) / n, (y[2] - x[2]) / n}')
   segs=$(awk -v s=$(($(tcp_segments) - segs)) -v n="$reqs" 'BEGIN {printf "%.2f", s / n}')
   backend_us=$(awk -v t=$((bafter - bbefore)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   faults=$(awk -v f=$(($(min_faults "$sid") - faults)) -v n="$reqs" 'BEGIN {printf "%.2f", f / n}')
@@ -110,15 +119,12 @@ for p in $PROXIES; do
   by=$(awk -v n="$reqs2" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "%s %.2f  ", $NF, $4 / n}' "$dir/strace.txt")
   total=$(awk -v n="$reqs2" '$NF == "total" {printf "%.2f", $4 / n}' "$dir/strace.txt")
   printf '%-9s %10.0f %12s %14s %12s %10s %12s   %s\n' "$p" "$(awk -v n="$reqs" -v d="$DURATION" 'BEGIN {print n / d}')" "$cpu_us" "$backend_us" "$faults" "$segs" "$total" "$by"
+  echo "    context switches per request: $sw"
   if [[ ${PERF:-0} == 1 ]]; then
     # shellcheck disable=SC2086
-    pids=$(echo $targets | sed 's/-p //g; s/ /,/g')
-    perf record -g -o "$dir/perf.data" -p "$pids" -- sleep "$DURATION" >/dev/null 2>&1 & pf=$!
-    perf stat -x, -e context-switches,cpu-migrations -o "$dir/perf-stat.txt" -p "$pids" -- sleep "$DURATION" \
-      >/dev/null 2>&1 & ps=$!
-    reqs3=$(load); wait $pf $ps || true
-    awk -F, -v n="$reqs3" '$3 ~ /context-switches|cpu-migrations/ {printf "    %s per request: %.2f\n", $3, $1 / n}' \
-      "$dir/perf-stat.txt"
+    perf record -g -o "$dir/perf.data" -p "$(echo $targets | sed 's/-p //g; s/ /,/g')" -- sleep "$DURATION" \
+      >/dev/null 2>&1 & pf=$!
+    load >/dev/null; wait $pf || true
     perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio >"$dir/perf-full.txt" 2>/dev/null || true
     head -80 "$dir/perf-full.txt" > "$dir/perf.txt"
     perf report -i "$dir/perf.data" --no-children -n --sort dso,symbol -g none --stdio 2>/dev/null | split_samples
