@@ -663,6 +663,26 @@ mod tests {
         (Arc::new(server), Arc::new(client))
     }
 
+    /// A blocking rustls client connected to `addr`.
+    fn connect(
+        client: Arc<ClientConfig>,
+        addr: std::net::SocketAddr,
+    ) -> StreamOwned<ClientConnection, std::net::TcpStream> {
+        let name = ServerName::try_from("localhost").expect("name");
+        let conn = ClientConnection::new(client, name).expect("client");
+        StreamOwned::new(conn, std::net::TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Accepts one connection on `listener` and completes its handshake.
+    async fn accept(listener: std::net::TcpListener, server: Arc<ServerConfig>) -> TlsStream {
+        let listener = runtime::listener(listener).expect("listener");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let conn = UnbufferedServerConnection::new(server).expect("conn");
+        let mut tls = TlsStream::new(conn, tcp, Vec::new());
+        tls.handshake().await.expect("handshake");
+        tls
+    }
+
     /// A large write is taken four records at a time (they leave in one
     /// send), arrives intact, and its batch buffer goes back to the pool.
     #[test]
@@ -673,20 +693,14 @@ mod tests {
         let body: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
         let expected = body.clone();
         let peer = std::thread::spawn(move || {
-            let name = ServerName::try_from("localhost").expect("name");
-            let conn = ClientConnection::new(client, name).expect("client");
-            let mut tls = StreamOwned::new(conn, std::net::TcpStream::connect(addr).expect("connect"));
+            let mut tls = connect(client, addr);
             tls.write_all(b"go").expect("send");
             let mut got = vec![0; expected.len()];
             tls.read_exact(&mut got).expect("body");
             assert!(got == expected, "the body arrives intact");
         });
         futures_lite::future::block_on(async {
-            let listener = runtime::listener(listener).expect("listener");
-            let (tcp, _) = listener.accept().await.expect("accept");
-            let conn = UnbufferedServerConnection::new(server).expect("conn");
-            let mut tls = TlsStream::new(conn, tcp, Vec::new());
-            tls.handshake().await.expect("handshake");
+            let mut tls = accept(listener, server).await;
             let mut go = [0; 2];
             tls.read_exact(&mut go).await.expect("read");
             let first = tls.write(&body).await.expect("write");
@@ -709,9 +723,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let peer = std::thread::spawn(move || {
-            let name = ServerName::try_from("localhost").expect("name");
-            let conn = ClientConnection::new(client, name).expect("client");
-            let mut tls = StreamOwned::new(conn, std::net::TcpStream::connect(addr).expect("connect"));
+            let mut tls = connect(client, addr);
             tls.write_all(&[7; 40 * 1024]).expect("send");
             let mut echo = vec![0; 40 * 1024];
             tls.read_exact(&mut echo).expect("echo");
@@ -719,11 +731,7 @@ mod tests {
             let _ = done_rx.recv();
         });
         futures_lite::future::block_on(async {
-            let listener = runtime::listener(listener).expect("listener");
-            let (tcp, _) = listener.accept().await.expect("accept");
-            let conn = UnbufferedServerConnection::new(server).expect("conn");
-            let mut tls = TlsStream::new(conn, tcp, Vec::new());
-            tls.handshake().await.expect("handshake");
+            let mut tls = accept(listener, server).await;
             let mut got = vec![0; 40 * 1024];
             tls.read_exact(&mut got).await.expect("read");
             assert!(got.iter().all(|&b| b == 7));
