@@ -31,6 +31,10 @@ pub const UPSTREAM_READ_BUF: usize = 64 * 1024;
 /// response head and body leave in one write (one TLS record).
 pub const OUT_BATCH: usize = 16 * 1024;
 
+/// Room a relay's read buffer needs for another read of what is ready (a
+/// TLS record's payload; see `fill_or_eof`).
+const MORE_READ_ROOM: usize = 16 * 1024;
+
 /// Body pieces at least this big skip the output batch (see [`emit`]).
 pub const DIRECT_WRITE: usize = 8 * 1024;
 
@@ -138,6 +142,21 @@ impl Buf {
         }
     }
 
+    /// Moves the unread bytes into a buffer of the upstream size if this
+    /// one is smaller: a large request body then streams 64 KiB at a time.
+    /// The buffer goes back to the pool of its size when detached.
+    pub fn enlarge(&mut self, pool: &BufPool) {
+        if self.data.len() >= pool.upstream_size {
+            return;
+        }
+        let mut larger = pool.take_read(true);
+        let n = self.len();
+        larger[..n].copy_from_slice(self.filled());
+        pool.give_read(std::mem::replace(&mut self.data, larger));
+        self.start = 0;
+        self.end = n;
+    }
+
     /// Discards unread bytes and gives the memory back to the pool.
     pub fn detach(&mut self, pool: &BufPool) {
         self.start = 0;
@@ -178,6 +197,11 @@ impl Buf {
             self.start = 0;
             self.end = 0;
         }
+    }
+
+    /// Free space after the unread bytes.
+    fn room(&self) -> usize {
+        self.data.len() - self.end
     }
 
     /// Whether the buffer cannot take more bytes.
@@ -464,10 +488,21 @@ where
         // this only happens with hostile input.
         return Err(RelayError::Framing(Http1Error::BadChunk { reason: "chunk line too long" }));
     }
-    match runtime::timeout(limit, buf.read_from(src)).await {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) | Err(e) => Err(RelayError::Read(e)),
+    let mut n = match runtime::timeout(limit, buf.read_from(src)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) | Err(e) => return Err(RelayError::Read(e)),
+    };
+    // What the source has ready now joins this read, while a record's worth
+    // of room is left: a TLS client yields one record per read, and a large
+    // body then leaves in 64 KiB writes. Anything else (nothing ready, the
+    // end, an error) is left for the next read to find.
+    while n > 0 && buf.room() >= MORE_READ_ROOM {
+        match futures_lite::future::poll_once(buf.read_from(src)).await {
+            Some(Ok(more)) if more > 0 => n += more,
+            _ => break,
+        }
     }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -523,6 +558,63 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want), "{name}");
             assert_eq!(count, *n, "{name}");
         }
+    }
+
+    /// A source that yields at most 16 KiB per read, always at once (as a
+    /// TLS client yields one record per read).
+    struct Records(futures_lite::io::Cursor<Vec<u8>>);
+
+    impl AsyncRead for Records {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(16 * 1024);
+            Pin::new(&mut self.0).poll_read(cx, &mut buf[..n])
+        }
+    }
+
+    /// A destination that records the size of each write.
+    #[derive(Default)]
+    struct Writes(Vec<usize>, Vec<u8>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.0.push(buf.len());
+            self.1.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What a source has ready joins one read: 16 KiB reads fill a 64 KiB
+    /// buffer, and the body leaves in 64 KiB writes.
+    #[test]
+    fn ready_reads_gather_into_large_writes() {
+        let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let mut src = Records(futures_lite::io::Cursor::new(body.clone()));
+        let mut dst = Writes::default();
+        let mut buf = Buf::with_capacity(64 * 1024);
+        let mut out = Vec::new();
+        let mut dec = ChunkedDecoder::new(4096);
+        let n = futures_lite::future::block_on(relay_body(
+            BodyKind::Length(body.len() as u64),
+            BodyKind::Length(body.len() as u64),
+            &mut src,
+            &mut buf,
+            &mut dst,
+            &mut out,
+            &mut dec,
+            Duration::from_secs(1),
+        ))
+        .expect("relay");
+        assert_eq!(n, body.len() as u64);
+        assert!(dst.1 == body, "the body arrives intact");
+        assert_eq!(dst.0, [64 * 1024; 4], "four reads per write");
     }
 
     #[test]

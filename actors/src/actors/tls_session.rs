@@ -839,6 +839,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         // 3. The request body (chunked ones cut off past the body limit).
         if !body_sent && !final_early {
             self.decoder.set_max_body(Some(self.worker.settings.http.max_body_bytes).filter(|&n| n > 0));
+            // A large body streams through a buffer of the upstream size
+            // (64 KiB reads of what the client has sent, 64 KiB writes).
+            if matches!(body, BodyKind::Chunked)
+                || matches!(body, BodyKind::Length(n) if n > crate::io::READ_BUF as u64)
+            {
+                self.rbuf.enlarge(&self.worker.bufs);
+            }
             let relayed = relay_body(
                 body,
                 body,

@@ -146,10 +146,20 @@ impl Bytes {
         &mut self.data[self.end..]
     }
 
-    /// Free space for a socket read: compacts a mostly consumed buffer and
-    /// doubles a full one, up to [`MAX_INPUT`].
-    fn spare_for_read(&mut self) -> io::Result<&mut [u8]> {
-        self.reserve(RECORD_BUF);
+    /// Free space for a socket read, in a buffer of at least `size` bytes
+    /// ([`RECORD_BUF`] or [`BATCH_BUF`]; a smaller one holding bytes moves
+    /// them to a new one): compacts a mostly consumed buffer and doubles a
+    /// full one, up to [`MAX_INPUT`].
+    fn spare_for_read(&mut self, size: usize) -> io::Result<&mut [u8]> {
+        self.reserve(size);
+        if self.data.len() < size {
+            let mut larger = take_buf(size);
+            larger[..self.len()].copy_from_slice(self.filled());
+            let old = std::mem::replace(&mut self.data, larger);
+            give_buf(old);
+            self.end -= self.start;
+            self.start = 0;
+        }
         let len = self.data.len();
         if self.start > 0 && len - self.end < len / 4 {
             self.data.copy_within(self.start..self.end, 0);
@@ -249,6 +259,10 @@ pub struct TlsStream {
     eof: bool,
     /// close_notify is queued.
     closing: bool,
+    /// The last socket read filled the space it was given: the peer is
+    /// sending in bulk (a large request body), and the next read gets room
+    /// for four records.
+    bulk_input: bool,
     /// Some byte was written to the peer.
     wrote: bool,
     failed: Option<Failure>,
@@ -266,6 +280,7 @@ impl TlsStream {
             plain: Bytes::default(),
             eof: false,
             closing: false,
+            bulk_input: false,
             wrote: false,
             failed: None,
         }
@@ -390,12 +405,15 @@ impl TlsStream {
     /// Reads more ciphertext; `Ok(0)` is the end of the TCP stream. With no
     /// input held, memory is taken only once the socket is readable.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let Self { tcp, input, .. } = self;
+        let Self { tcp, input, bulk_input, .. } = self;
         if input.is_empty() {
             ready!(tcp.poll_readable(cx))?;
         }
-        let read = Pin::new(tcp).poll_read(cx, input.spare_for_read()?);
+        let spare = input.spare_for_read(if *bulk_input { BATCH_BUF } else { RECORD_BUF })?;
+        let offered = spare.len();
+        let read = Pin::new(tcp).poll_read(cx, spare);
         if let Poll::Ready(Ok(n)) = read {
+            *bulk_input = n == offered;
             input.advance(n);
         } else if input.is_empty() {
             input.release();
