@@ -509,23 +509,24 @@ where
 mod tests {
     use super::*;
 
-    fn run(input: BodyKind, output: BodyKind, wire: &[u8], chunk_cap: usize) -> (Vec<u8>, u64) {
-        let mut src = futures_lite::io::Cursor::new(wire.to_vec());
-        let mut dst = Vec::new();
-        let mut buf = Buf::with_capacity(chunk_cap);
-        let mut out = Vec::new();
+    /// Relays one body from `src` to `dst` through a read buffer of `cap` bytes.
+    fn relay<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        input: BodyKind,
+        output: BodyKind,
+        src: &mut R,
+        dst: &mut W,
+        cap: usize,
+    ) -> Result<u64, RelayError> {
+        let mut buf = Buf::with_capacity(cap);
         let mut dec = ChunkedDecoder::new(4096);
-        let n = futures_lite::future::block_on(relay_body(
-            input,
-            output,
-            &mut src,
-            &mut buf,
-            &mut dst,
-            &mut out,
-            &mut dec,
-            Duration::from_secs(1),
-        ))
-        .expect("relay");
+        let mut out = Vec::new();
+        let timeout = Duration::from_secs(1);
+        futures_lite::future::block_on(relay_body(input, output, src, &mut buf, dst, &mut out, &mut dec, timeout))
+    }
+
+    fn run(input: BodyKind, output: BodyKind, wire: &[u8], chunk_cap: usize) -> (Vec<u8>, u64) {
+        let mut dst = Vec::new();
+        let n = relay(input, output, &mut futures_lite::io::Cursor::new(wire), &mut dst, chunk_cap).expect("relay");
         (dst, n)
     }
 
@@ -598,20 +599,8 @@ mod tests {
         let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 253) as u8).collect();
         let mut src = Records(futures_lite::io::Cursor::new(body.clone()));
         let mut dst = Writes::default();
-        let mut buf = Buf::with_capacity(64 * 1024);
-        let mut out = Vec::new();
-        let mut dec = ChunkedDecoder::new(4096);
-        let n = futures_lite::future::block_on(relay_body(
-            BodyKind::Length(body.len() as u64),
-            BodyKind::Length(body.len() as u64),
-            &mut src,
-            &mut buf,
-            &mut dst,
-            &mut out,
-            &mut dec,
-            Duration::from_secs(1),
-        ))
-        .expect("relay");
+        let length = BodyKind::Length(body.len() as u64);
+        let n = relay(length, length, &mut src, &mut dst, 64 * 1024).expect("relay");
         assert_eq!(n, body.len() as u64);
         assert!(dst.1 == body, "the body arrives intact");
         assert_eq!(dst.0, [64 * 1024; 4], "four reads per write");
@@ -620,20 +609,7 @@ mod tests {
     #[test]
     fn truncated_length_body_is_a_read_error() {
         let mut src = futures_lite::io::Cursor::new(b"abc".to_vec());
-        let mut dst = Vec::new();
-        let mut buf = Buf::with_capacity(64);
-        let mut out = Vec::new();
-        let mut dec = ChunkedDecoder::new(4096);
-        let r = futures_lite::future::block_on(relay_body(
-            BodyKind::Length(10),
-            BodyKind::Length(10),
-            &mut src,
-            &mut buf,
-            &mut dst,
-            &mut out,
-            &mut dec,
-            Duration::from_secs(1),
-        ));
+        let r = relay(BodyKind::Length(10), BodyKind::Length(10), &mut src, &mut Vec::new(), 64);
         assert!(matches!(r, Err(RelayError::Read(_))), "{r:?}");
     }
 }
