@@ -19,6 +19,9 @@
 #
 #   bench/profile.sh                    # terminus and nginx, 1 worker
 #   URLPATH=/1m CONNS=8 bench/profile.sh   # per 1 MiB response
+#   UPLOAD=$TMPDIR/1m CONNS=8 bench/profile.sh   # per POST of that file's bytes
+#     (the backends answer 200 at once and drain the body; nginx as the proxy
+#     buffers request bodies over 16 KiB to a temporary file first)
 #   PROXIES=terminus DURATION=5 bench/profile.sh
 #   WORKLOAD=hs CONNS=8 PERF=1 bench/profile.sh   # per handshake
 #   TERMINUS=/tmp/terminus-old PROXIES=terminus bench/profile.sh   # another build
@@ -68,7 +71,7 @@ load() {  # load -> completed requests (connections for hs)
     stime_load "$CONNS" "$DURATION" 30
     return
   fi
-  h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" --connect-to "127.0.0.1:$PORT" \
+  h2load --h1 -t 1 -c "$CONNS" -D "$DURATION" ${UPLOAD:+-d "$UPLOAD"} --connect-to "127.0.0.1:$PORT" \
     "https://localhost:$PORT${URLPATH:-/}" 2>&1 | awk '/^requests:/ {print $8}'
 }
 
