@@ -495,7 +495,8 @@ where
     // What the source has ready now joins this read, while a record's worth
     // of room is left: a TLS client yields one record per read, and a large
     // body then leaves in 64 KiB writes. Anything else (nothing ready, the
-    // end, an error) is left for the next read to find.
+    // end, an error) is left for the next read to find (a TCP reset then
+    // reads as the end: the body is cut short either way).
     while n > 0 && buf.room() >= MORE_READ_ROOM {
         match futures_lite::future::poll_once(buf.read_from(src)).await {
             Some(Ok(more)) if more > 0 => n += more,

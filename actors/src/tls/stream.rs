@@ -6,7 +6,9 @@
 //! processed, ciphertext not yet sent, and decrypted bytes not yet read each
 //! take memory from a per-thread pool only while they hold bytes, so an idle
 //! connection keeps rustls' protocol state (keys, sequence numbers) and
-//! nothing else. Records are encrypted straight into the output buffer.
+//! nothing else. Records go straight into the output buffer, with no queue
+//! between (rustls still encrypts each one in a `Vec` of its own first: its
+//! unbuffered API has no in-place encryption yet).
 //!
 //! Output is sent before the stream waits for input, on flush and close, and
 //! once no further full record fits: a read thus sends what rustls queued
