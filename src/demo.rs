@@ -54,6 +54,7 @@ fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
         let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let is_head = line.starts_with("HEAD ");
         let mut content_length = 0u64;
+        let mut chunked = false;
         let mut forwarded_for = String::from("-");
         loop {
             let mut header = String::new();
@@ -67,12 +68,18 @@ fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
             if let Some((k, v)) = header.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = v.to_ascii_lowercase().contains("chunked");
                 } else if k.eq_ignore_ascii_case("x-forwarded-for") {
                     forwarded_for = v.trim().to_owned();
                 }
             }
         }
-        io::copy(&mut (&mut reader).take(content_length), &mut io::sink())?;
+        if chunked {
+            drain_chunked(&mut reader)?;
+        } else {
+            io::copy(&mut (&mut reader).take(content_length), &mut io::sink())?;
+        }
         let body = format!("hello from {name}: you asked for {target} (client {forwarded_for})\n");
         let mut response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n",
@@ -82,5 +89,51 @@ fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
             response.push_str(&body);
         }
         writer.write_all(response.as_bytes())?;
+    }
+}
+
+/// Reads and drops a chunked body, its trailers included.
+fn drain_chunked(reader: &mut impl BufRead) -> io::Result<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let size = line.trim_end().split(';').next().unwrap_or_default().trim();
+        let size =
+            u64::from_str_radix(size, 16).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        io::copy(&mut reader.take(size), &mut io::sink())?;
+        line.clear();
+        reader.read_line(&mut line)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunked body with binary data and a trailer is drained to its end,
+    /// and what follows (the next request) is left unread.
+    #[test]
+    fn chunked_bodies_are_drained() {
+        let mut wire = b"3\r\n\xff\x00\xfe\r\n10;ext=1\r\n".to_vec();
+        wire.extend_from_slice(&[0x80; 16]);
+        wire.extend_from_slice(b"\r\n0\r\nX-Trailer: 1\r\n\r\nGET /next HTTP/1.1\r\n");
+        let mut reader = BufReader::new(&wire[..]);
+        drain_chunked(&mut reader).expect("drained");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).expect("rest");
+        assert_eq!(rest, "GET /next HTTP/1.1\r\n");
+        assert!(drain_chunked(&mut BufReader::new(&b"zz\r\n"[..])).is_err(), "a bad size is an error");
     }
 }
