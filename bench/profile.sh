@@ -58,6 +58,12 @@ switches() {  # voluntary and involuntary context switches of every thread in se
   for f in $(pgrep -s "$1"); do cat /proc/"$f"/task/*/status 2>/dev/null; done |
     awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}'
 }
+per_req() {  # per_req DELTA REQUESTS -> DELTA / REQUESTS, 2 decimals
+  awk -v d="$1" -v n="$2" 'BEGIN {printf "%.2f", d / n}'
+}
+us_per_req() {  # us_per_req TICKS REQUESTS -> microseconds of CPU per request
+  awk -v t="$1" -v hz="$HZ" -v n="$2" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'
+}
 min_faults() {  # total minor page faults of every process in session $1
   local t=0 f
   for f in $(pgrep -s "$1"); do
@@ -110,10 +116,10 @@ for p in $PROXIES; do
   after=$(cpu_ticks "$sid"); bafter=$(backend_ticks)
   sw=$(awk -v a="$sw" -v b="$(switches "$sid")" -v n="$reqs" 'BEGIN {split(a, x, " "); split(b, y, " ");
     printf "voluntary %.2f, involuntary %.2f", (y[1] - x[1]) / n, (y[2] - x[2]) / n}')
-  segs=$(awk -v s=$(($(tcp_segments) - segs)) -v n="$reqs" 'BEGIN {printf "%.2f", s / n}')
-  backend_us=$(awk -v t=$((bafter - bbefore)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
-  faults=$(awk -v f=$(($(min_faults "$sid") - faults)) -v n="$reqs" 'BEGIN {printf "%.2f", f / n}')
-  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  segs=$(per_req $(($(tcp_segments) - segs)) "$reqs")
+  backend_us=$(us_per_req $((bafter - bbefore)) "$reqs")
+  faults=$(per_req $(($(min_faults "$sid") - faults)) "$reqs")
+  cpu_us=$(us_per_req $((after - before)) "$reqs")
   # The worker(s): every process of the session but nginx's master.
   targets=$(pgrep -s "$sid" | while read -r q; do grep -q "master process" "/proc/$q/cmdline" 2>/dev/null || echo "-p $q"; done)
   # shellcheck disable=SC2086
