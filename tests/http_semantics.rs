@@ -75,6 +75,56 @@ fn expectation_refused_by_backend_is_relayed_and_closes() {
     assert!(c.is_closed());
 }
 
+/// A request with a large body of which only the first 64 KiB are sent:
+/// framed by `Content-Length` or chunked.
+fn send_partial_upload(c: &mut common::HttpConn<impl common::Transport>, path: &str, chunked: bool) {
+    let piece = vec![b'x'; 64 * 1024];
+    if chunked {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
+        c.send(head.as_bytes()).expect("send head");
+        c.send(format!("{:x}\r\n", piece.len()).as_bytes()).expect("send chunk size");
+    } else {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", 8 << 20);
+        c.send(head.as_bytes()).expect("send head");
+    }
+    c.send(&piece).expect("send part of the body");
+}
+
+#[test]
+fn a_backend_refusing_the_body_is_answered_at_once() {
+    let (b, proxy) = proxy_with_backend("r");
+    // The backend answers 413 without reading the body, then holds the
+    // connection or closes it (a reset); the client is still to send most of
+    // its body. The 413 reaches it, and the connection closes.
+    for path in ["/refuse-body", "/refuse-body?then=close"] {
+        for chunked in [false, true] {
+            let mut c = proxy.client();
+            send_partial_upload(&mut c, path, chunked);
+            let r = c.read_response(false).expect("the backend's answer");
+            assert_eq!((r.status, r.text().as_str()), (413, "body refused\n"), "{path} chunked={chunked}");
+            assert_eq!(r.header("connection"), Some("close"), "{path} chunked={chunked}");
+            assert!(c.is_closed(), "{path} chunked={chunked}: the client's body was not read to its end");
+        }
+    }
+    assert_eq!(b.requests(), 4);
+    assert_eq!(proxy.get("/").text(), "r", "the proxy serves on");
+}
+
+#[test]
+fn an_early_answer_before_the_backend_closes_is_relayed() {
+    let (_b, proxy) = proxy_with_backend("e");
+    // 200 at once, then a close over the unread body: the answer is relayed
+    // (not a 502), and the connection closes.
+    for chunked in [false, true] {
+        let mut c = proxy.client();
+        send_partial_upload(&mut c, "/answer-early?then=close", chunked);
+        let r = c.read_response(false).expect("the backend's answer");
+        assert_eq!((r.status, r.text().as_str()), (200, "early"), "chunked={chunked}");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.is_closed());
+    }
+}
+
 #[test]
 fn early_hints_are_relayed_before_the_final_response() {
     let (_b, proxy) = proxy_with_backend("e");

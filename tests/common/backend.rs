@@ -13,6 +13,10 @@
 //! - `/early-hints` → 103 with a `Link` header, then 200 `ok`
 //! - `/slow?ms=N` → sleeps N ms, then 200 `slow`
 //! - `/reject-expect` with `Expect: 100-continue` → 417 without reading the body, then close
+//! - `/refuse-body` → 413 as soon as the head is read, without reading the body;
+//!   then holds the connection for 2 s, or with `?then=close` closes it after
+//!   100 ms (a reset, over the unread body)
+//! - `/answer-early` → the same with 200 `early`
 //! - anything else → 404
 //!
 //! Every response carries `X-Backend: {name}`.
@@ -460,6 +464,15 @@ fn serve_one(shared: &Shared, conn: &mut HttpConn<TcpStream>) -> io::Result<bool
         trailers: Vec::new(),
     };
 
+    if path == "/refuse-body" || path == "/answer-early" {
+        push_record(shared, record);
+        let reply = if path == "/refuse-body" { Reply::text(413, "body refused\n") } else { Reply::text(200, "early") };
+        write_reply(shared, conn, reply, is_head, false)?;
+        let close = target.contains("then=close");
+        std::thread::sleep(if close { Duration::from_millis(100) } else { Duration::from_secs(2) });
+        // An error return drops the connection without the lingering close.
+        return Err(io::Error::other("request body left unread"));
+    }
     let expects_continue = has_token(&head.headers, "expect", "100-continue");
     if expects_continue && path == "/reject-expect" {
         push_record(shared, record);

@@ -32,7 +32,7 @@ use crate::actors::balancer::PickError;
 use crate::balance::load::RetryToken;
 use crate::balance::{BackendId, FailureKind, PickRequest};
 use crate::http1::{
-    BodyKind, ChunkedDecoder, Forwarding, RequestHead, ResponseHead, Version, write_downstream_response,
+    BodyKind, ChunkedDecoder, Forwarding, Limits, RequestHead, ResponseHead, Version, write_downstream_response,
     write_error_response, write_informational, write_retry_response, write_upstream_request,
 };
 use crate::io::{Buf, RelayError, SendDeadline, flush_out, relay_body};
@@ -846,26 +846,45 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             {
                 self.rbuf.enlarge(&self.worker.bufs);
             }
-            let relayed = relay_body(
+            // The backend may answer before it has the whole body: an
+            // error status (a 413 for a body it will not take) or its close
+            // stops the upload, and the answer is read as usual.
+            let up_shared: &TcpStream = up;
+            let mut to_upstream = up_shared;
+            let relay = relay_body(
                 body,
                 body,
                 &mut self.client,
                 &mut self.rbuf,
-                up,
+                &mut to_upstream,
                 &mut self.out,
                 &mut self.decoder,
                 body_timeout,
-            )
+            );
+            let limits = worker.limits;
+            let refused = upload_refused(up_shared, &mut self.ubuf, &mut self.resp, &limits);
+            let ended = futures_lite::future::or(async { Some(relay.await) }, async {
+                refused.await;
+                None
+            })
             .await;
-            match relayed {
-                Ok(_) => body_sent = true,
-                Err(RelayError::Read(e)) => return Err(ExchangeError::Client(e)),
-                Err(RelayError::Framing(e)) => return Err(ExchangeError::BadRequestBody(e.status())),
-                Err(RelayError::Write(error)) => {
-                    return Err(ExchangeError::BeforeResponse { replayable: false, error });
+            match ended {
+                Some(Ok(_)) => body_sent = true,
+                None => debug!(
+                    "backend answered or closed before the request body ended conn={} upstream={addr}",
+                    self.conn
+                ),
+                Some(Err(RelayError::Read(e))) => return Err(ExchangeError::Client(e)),
+                Some(Err(RelayError::Framing(e))) => return Err(ExchangeError::BadRequestBody(e.status())),
+                // Its answer may be waiting to be read all the same.
+                Some(Err(RelayError::Write(e))) => {
+                    debug!("backend stopped reading the request body conn={} upstream={addr} error={e}", self.conn);
                 }
             }
         }
+        // The client's body was not read to its end: drain it for a moment
+        // after the close, so the answer is not lost to a reset.
+        self.linger |= !body_sent;
 
         // 4. Response heads: relay 1xx, stop at the final one.
         if !final_early {
@@ -993,6 +1012,37 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             self.out.clear();
         }
         Ok(())
+    }
+}
+
+/// Watches the backend while the request body is sent, reading what it
+/// sends into `ubuf` (left there for the usual read of the response), and
+/// resolves when the upload should stop: the backend's final head has an
+/// error status (after any 1xx), or its connection ended or failed, or what
+/// it sent cannot be a head. After a final head of any other status the
+/// backend may still be reading the body: the watch goes on only for the
+/// end of its connection, while `ubuf` has room for the response's body.
+async fn upload_refused(up: &TcpStream, ubuf: &mut Buf, resp: &mut ResponseHead, limits: &Limits) {
+    // Where the next head starts in `ubuf`, past the 1xx heads.
+    let mut at = 0;
+    let mut answered = false;
+    loop {
+        if ubuf.is_full() {
+            return std::future::pending().await;
+        }
+        match ubuf.read_from(&mut &*up).await {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+        while !answered {
+            match resp.parse(&ubuf.filled()[at..], limits) {
+                Ok(Some(n)) if resp.is_informational() => at += n,
+                Ok(Some(_)) if resp.status() >= 400 => return,
+                Ok(Some(_)) => answered = true,
+                Ok(None) if !ubuf.is_full() => break,
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 }
 

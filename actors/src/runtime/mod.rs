@@ -102,25 +102,31 @@ impl TcpStream {
     }
 }
 
-impl AsyncRead for TcpStream {
+// Reads and writes go through `&TcpStream` (as with std's sockets), so that
+// one task can write a request body while it watches the same connection
+// for an early response.
+impl AsyncRead for &TcpStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         use std::io::Read;
-        match &mut self.get_mut().0 {
+        match &self.get_mut().0 {
             Stream::Edge { io, reg } => {
-                let want = buf.len();
+                let (mut io, want) = (io, buf.len());
                 reg.poll_read(cx, want, || io.read(buf))
             }
-            Stream::Async(io) => Pin::new(io).poll_read(cx, buf),
+            Stream::Async(io) => Pin::new(&mut &*io).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for TcpStream {
+impl AsyncWrite for &TcpStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         use std::io::Write;
-        match &mut self.get_mut().0 {
-            Stream::Edge { io, reg } => reg.poll_write(cx, || io.write(buf)),
-            Stream::Async(io) => Pin::new(io).poll_write(cx, buf),
+        match &self.get_mut().0 {
+            Stream::Edge { io, reg } => {
+                let mut io = io;
+                reg.poll_write(cx, || io.write(buf))
+            }
+            Stream::Async(io) => Pin::new(&mut &*io).poll_write(cx, buf),
         }
     }
 
@@ -130,24 +136,55 @@ impl AsyncWrite for TcpStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         use std::io::Write;
-        match &mut self.get_mut().0 {
-            Stream::Edge { io, reg } => reg.poll_write(cx, || io.write_vectored(bufs)),
-            Stream::Async(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        match &self.get_mut().0 {
+            Stream::Edge { io, reg } => {
+                let mut io = io;
+                reg.poll_write(cx, || io.write_vectored(bufs))
+            }
+            Stream::Async(io) => Pin::new(&mut &*io).poll_write_vectored(cx, bufs),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().0 {
+        match &self.get_mut().0 {
             Stream::Edge { .. } => Poll::Ready(Ok(())),
-            Stream::Async(io) => Pin::new(io).poll_flush(cx),
+            Stream::Async(io) => Pin::new(&mut &*io).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().0 {
+        match &self.get_mut().0 {
             Stream::Edge { io, .. } => Poll::Ready(io.shutdown(std::net::Shutdown::Write)),
-            Stream::Async(io) => Pin::new(io).poll_close(cx),
+            Stream::Async(io) => Pin::new(&mut &*io).poll_close(cx),
         }
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_close(cx)
     }
 }
 
