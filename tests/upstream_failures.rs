@@ -64,6 +64,31 @@ fn slow_backend_answers_504() {
 }
 
 #[test]
+fn a_backend_that_takes_no_body_answers_504_after_send_timeout() {
+    let b = Backend::start("s");
+    let proxy = TestProxy::start_with(&[b.addr()], |s| s.upstream.send_timeout = Duration::from_millis(500));
+    let mut c = proxy.client();
+    // The backend reads the head only. The client sends until the proxy
+    // takes no more (its writes to the backend wait), then reads.
+    c.send(
+        format!("POST /stall-body HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", 1u64 << 30).as_bytes(),
+    )
+    .expect("send head");
+    c.tcp().set_write_timeout(Some(Duration::from_millis(200))).expect("write timeout");
+    let piece = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 1 << 30 && c.send(&piece).is_ok() {
+        sent += piece.len();
+    }
+    assert!(sent < 1 << 30, "the proxy took the whole body");
+    let answer = c.read_until_closed_ignoring_unsent();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504 "), "after {sent} bytes: {answer:?}");
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer:?}");
+    assert_eq!(proxy.get("/").text(), "s", "the proxy serves on");
+}
+
+#[test]
 fn backend_dying_mid_response_closes_the_client_connection() {
     let backend = Backend::start("b");
     let proxy = TestProxy::start(&[backend.addr()]);

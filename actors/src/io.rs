@@ -250,23 +250,26 @@ pub async fn read_small_head<R: AsyncRead + Unpin>(stream: &mut R, max: usize, l
     matches!(complete, Ok(Ok(true))).then_some(buf)
 }
 
-/// A client stream whose writes fail with `TimedOut` once the client has
-/// taken no bytes for `limit` (`http.send_timeout`; like nginx's
-/// `send_timeout`, the time is between two writes that make progress, so a
-/// slow reader that keeps reading is not cut off). A client that stops
-/// reading would otherwise hold its session, and an upstream connection,
-/// for as long as it likes. Reads pass through.
+/// A stream whose writes fail with `TimedOut` once the peer has taken no
+/// bytes for `limit` (like nginx's `send_timeout`, the time is between two
+/// writes that make progress, so a slow reader that keeps reading is not cut
+/// off): the client (`http.send_timeout`), or the backend a request body is
+/// sent to (`upstream.send_timeout`). A peer that stops reading would
+/// otherwise hold a session and its other connection for as long as it
+/// likes. Reads pass through.
 pub struct SendDeadline<S> {
     inner: S,
     limit: Duration,
+    /// The error's message: who took nothing, under which setting.
+    expired: &'static str,
     /// Armed while a write waits, dropped when one makes progress.
     timer: Option<runtime::Timeout<Pending<()>>>,
 }
 
 impl<S> SendDeadline<S> {
-    /// Wraps `inner` with the deadline `limit`.
-    pub fn new(inner: S, limit: Duration) -> Self {
-        Self { inner, limit, timer: None }
+    /// Wraps `inner` with the deadline `limit`; `expired` says what ran out.
+    pub fn new(inner: S, limit: Duration, expired: &'static str) -> Self {
+        Self { inner, limit, expired, timer: None }
     }
 
     fn bound<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -278,10 +281,7 @@ impl<S> SendDeadline<S> {
         let timer = self.timer.get_or_insert_with(|| runtime::timeout(limit, std::future::pending()));
         if Pin::new(timer).poll(cx).is_ready() {
             self.timer = None;
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client took nothing for http.send_timeout",
-            )));
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, self.expired)));
         }
         Poll::Pending
     }

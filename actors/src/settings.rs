@@ -63,6 +63,8 @@ pub const DEFAULT_DOWN_BACKOFF: Duration = Duration::from_secs(5);
 pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_secs(10);
 /// Default deadline for each read of a response body (idle between body bytes).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default for `upstream.send_timeout`.
+pub const DEFAULT_UPSTREAM_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default longest time a backend stays ejected, however often it failed.
 pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(60);
 /// Default share of backends that passive health may eject at once.
@@ -502,6 +504,10 @@ pub struct UpstreamSettings {
     /// Deadline for each read of a response body once its head arrived.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a write of a request body may wait while the backend takes
+    /// no bytes (neither reading nor answering): 504 after it.
+    #[serde(deserialize_with = "duration")]
+    pub send_timeout: Duration,
     /// Deadline for a whole exchange, retries included; zero means none.
     #[serde(deserialize_with = "duration")]
     pub total_timeout: Duration,
@@ -682,6 +688,7 @@ impl Default for UpstreamSettings {
             panic_threshold: 0.0,
             ewma_decay: DEFAULT_EWMA_DECAY,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            send_timeout: DEFAULT_UPSTREAM_SEND_TIMEOUT,
             total_timeout: Duration::ZERO,
             max_connections: 0,
             max_pending: 0,
@@ -862,6 +869,7 @@ impl Settings {
             ("upstream.down_backoff", up.down_backoff),
             ("upstream.ewma_decay", up.ewma_decay),
             ("upstream.idle_timeout", up.idle_timeout),
+            ("upstream.send_timeout", up.send_timeout),
             ("upstream.outlier.max_ejection", up.outlier.max_ejection),
             ("upstream.health.interval", up.health.interval),
             ("upstream.health.timeout", up.health.timeout),

@@ -17,6 +17,7 @@
 //!   then holds the connection for 2 s, or with `?then=close` closes it after
 //!   100 ms (a reset, over the unread body)
 //! - `/answer-early` → the same with 200 `early`
+//! - `/stall-body` → neither reads the body nor answers; closes after 3 s
 //! - anything else → 404
 //!
 //! Every response carries `X-Backend: {name}`.
@@ -464,6 +465,11 @@ fn serve_one(shared: &Shared, conn: &mut HttpConn<TcpStream>) -> io::Result<bool
         trailers: Vec::new(),
     };
 
+    if path == "/stall-body" {
+        push_record(shared, record);
+        std::thread::sleep(Duration::from_secs(3));
+        return Err(io::Error::other("request body left unread"));
+    }
     if path == "/refuse-body" || path == "/answer-early" {
         push_record(shared, record);
         let reply = if path == "/refuse-body" { Reply::text(413, "body refused\n") } else { Reply::text(200, "early") };

@@ -226,6 +226,29 @@ impl HttpConn<StreamOwned<ClientConnection, TcpStream>> {
         self.stream.conn.protocol_version()
     }
 
+    /// Everything the server sends until its connection ends (the bytes
+    /// already buffered first), without first sending what this client
+    /// still has queued: after a write that timed out against a server that
+    /// stopped reading, rustls' own reads would try that write again.
+    pub fn read_until_closed_ignoring_unsent(&mut self) -> Vec<u8> {
+        let mut plain = self.buf[self.start..self.end].to_vec();
+        self.start = self.end;
+        let StreamOwned { conn, sock } = &mut self.stream;
+        loop {
+            match conn.read_tls(sock) {
+                Ok(0) | Err(_) => return plain,
+                Ok(_) => {}
+            }
+            if conn.process_new_packets().is_err() {
+                return plain;
+            }
+            match conn.reader().read_to_end(&mut plain) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return plain,
+            }
+        }
+    }
+
     /// The certificate chain the server presented (leaf first).
     pub fn peer_certificates(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {
         self.stream

@@ -115,7 +115,8 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         worker.metrics.handshake(Ok(()));
         debug!("session open conn={conn} peer={peer}");
         let identity = client_identity(&tls, &worker);
-        let client = SendDeadline::new(tls, worker.settings.http.send_timeout);
+        let client =
+            SendDeadline::new(tls, worker.settings.http.send_timeout, "the client took nothing for http.send_timeout");
         let mut session = Box::new(Session::new(conn, peer, client, worker));
         session.identity = identity;
         session
@@ -265,6 +266,9 @@ enum ExchangeError {
     BeforeResponse { replayable: bool, error: io::Error },
     /// No response head within the response timeout (504).
     Timeout,
+    /// The backend took none of the request body for
+    /// `upstream.send_timeout`, and sent no answer (504).
+    SendTimeout(io::Error),
     /// The upstream sent something that is not a valid response (502).
     BadResponse(&'static str),
     /// The request body from the client was malformed (400, close).
@@ -704,6 +708,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                     }
                     return self.fail_from(504, addr).await;
                 }
+                Err(ExchangeError::SendTimeout(error)) => {
+                    debug!("upstream stopped taking the request body conn={} upstream={addr} error={error}", self.conn);
+                    worker.balancer.failed(id, addr, FailureKind::Timeout, "request body not taken");
+                    return self.fail_from(504, addr).await;
+                }
                 Err(ExchangeError::RetryStatus { status, token }) => {
                     debug!("retrying on another backend conn={} upstream={addr} after=status_{status}", self.conn);
                     (_retry, retries) = (Some(token), retries + 1);
@@ -850,7 +859,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             // error status (a 413 for a body it will not take) or its close
             // stops the upload, and the answer is read as usual.
             let up_shared: &TcpStream = up;
-            let mut to_upstream = up_shared;
+            let mut to_upstream = SendDeadline::new(
+                up_shared,
+                settings.upstream.send_timeout,
+                "the backend took nothing for upstream.send_timeout",
+            );
             let relay = relay_body(
                 body,
                 body,
@@ -876,6 +889,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 ),
                 Some(Err(RelayError::Read(e))) => return Err(ExchangeError::Client(e)),
                 Some(Err(RelayError::Framing(e))) => return Err(ExchangeError::BadRequestBody(e.status())),
+                Some(Err(RelayError::Write(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(ExchangeError::SendTimeout(e));
+                }
                 // Its answer may be waiting to be read all the same.
                 Some(Err(RelayError::Write(e))) => {
                     debug!("backend stopped reading the request body conn={} upstream={addr} error={e}", self.conn);
