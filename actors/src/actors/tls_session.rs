@@ -789,7 +789,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let settings = &worker.settings;
         let response_timeout = settings.upstream.response_timeout;
         let idle_timeout = settings.upstream.idle_timeout;
-        let body_timeout = settings.http.body_timeout;
         let body = self.req.body();
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
         // Only an HTTP/1.0 request without Host needs one made up.
@@ -846,57 +845,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
 
         // 3. The request body (chunked ones cut off past the body limit).
+        //    Boxed: a bodiless request's exchange does not carry its state.
         if !body_sent && !final_early {
-            self.decoder.set_max_body(Some(self.worker.settings.http.max_body_bytes).filter(|&n| n > 0));
-            // A large body streams through a buffer of the upstream size
-            // (64 KiB reads of what the client has sent, 64 KiB writes).
-            if matches!(body, BodyKind::Chunked)
-                || matches!(body, BodyKind::Length(n) if n > crate::io::READ_BUF as u64)
-            {
-                self.rbuf.enlarge(&self.worker.bufs);
-            }
-            // The backend may answer before it has the whole body: an
-            // error status (a 413 for a body it will not take) or its close
-            // stops the upload, and the answer is read as usual.
-            let up_shared: &TcpStream = up;
-            let mut to_upstream = SendDeadline::new(
-                up_shared,
-                settings.upstream.send_timeout,
-                "the backend took nothing for upstream.send_timeout",
-            );
-            let relay = relay_body(
-                body,
-                body,
-                &mut self.client,
-                &mut self.rbuf,
-                &mut to_upstream,
-                &mut self.out,
-                &mut self.decoder,
-                body_timeout,
-            );
-            let limits = worker.limits;
-            let refused = upload_refused(up_shared, &mut self.ubuf, &mut self.resp, &limits);
-            let ended = futures_lite::future::or(async { Some(relay.await) }, async {
-                refused.await;
-                None
-            })
-            .await;
-            match ended {
-                Some(Ok(_)) => body_sent = true,
-                None => debug!(
-                    "backend answered or closed before the request body ended conn={} upstream={addr}",
-                    self.conn
-                ),
-                Some(Err(RelayError::Read(e))) => return Err(ExchangeError::Client(e)),
-                Some(Err(RelayError::Framing(e))) => return Err(ExchangeError::BadRequestBody(e.status())),
-                Some(Err(RelayError::Write(e))) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(ExchangeError::SendTimeout(e));
-                }
-                // Its answer may be waiting to be read all the same.
-                Some(Err(RelayError::Write(e))) => {
-                    debug!("backend stopped reading the request body conn={} upstream={addr} error={e}", self.conn);
-                }
-            }
+            body_sent = Box::pin(self.send_body(up, addr)).await?;
         }
         // The client's body was not read to its end: drain it for a moment
         // after the close, so the answer is not lost to a reset.
@@ -974,6 +925,60 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             && input != BodyKind::CloseDelimited
             && self.ubuf.is_empty();
         Ok((Outcome { status, bytes, upstream: Some(addr), keep_alive: framing.keep_alive }, reusable))
+    }
+
+    /// Streams the request body to the backend. `Ok(false)`: the backend
+    /// stopped the upload, by answering with an error status before the
+    /// body ended or by closing (a failed write included): its answer, if
+    /// any, is read next as usual.
+    async fn send_body(&mut self, up: &TcpStream, addr: SocketAddr) -> Result<bool, ExchangeError> {
+        let worker = self.worker.clone();
+        let settings = &worker.settings;
+        let body = self.req.body();
+        self.decoder.set_max_body(Some(settings.http.max_body_bytes).filter(|&n| n > 0));
+        // A large body streams through a buffer of the upstream size (64 KiB
+        // reads of what the client has sent, 64 KiB writes).
+        if matches!(body, BodyKind::Chunked) || matches!(body, BodyKind::Length(n) if n > crate::io::READ_BUF as u64) {
+            self.rbuf.enlarge(&worker.bufs);
+        }
+        // The backend may answer before it has the whole body: an error
+        // status (a 413 for a body it will not take) or its close stops the
+        // upload.
+        let mut to_upstream =
+            SendDeadline::new(up, settings.upstream.send_timeout, "the backend took nothing for upstream.send_timeout");
+        let relay = relay_body(
+            body,
+            body,
+            &mut self.client,
+            &mut self.rbuf,
+            &mut to_upstream,
+            &mut self.out,
+            &mut self.decoder,
+            settings.http.body_timeout,
+        );
+        let refused = upload_refused(up, &mut self.ubuf, &mut self.resp, &worker.limits);
+        let ended = futures_lite::future::or(async { Some(relay.await) }, async {
+            refused.await;
+            None
+        })
+        .await;
+        match ended {
+            Some(Ok(_)) => Ok(true),
+            None => {
+                debug!("backend answered or closed before the request body ended conn={} upstream={addr}", self.conn);
+                Ok(false)
+            }
+            Some(Err(RelayError::Read(e))) => Err(ExchangeError::Client(e)),
+            Some(Err(RelayError::Framing(e))) => Err(ExchangeError::BadRequestBody(e.status())),
+            Some(Err(RelayError::Write(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(ExchangeError::SendTimeout(e))
+            }
+            // Its answer may be waiting to be read all the same.
+            Some(Err(RelayError::Write(e))) => {
+                debug!("backend stopped reading the request body conn={} upstream={addr} error={e}", self.conn);
+                Ok(false)
+            }
+        }
     }
 
     /// Reads one response head into `self.resp`. Before any byte arrives an
