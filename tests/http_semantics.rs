@@ -251,11 +251,14 @@ fn plain_http_and_slow_handshakes_are_cut_off() {
     let b = Backend::start("x");
     let proxy =
         TestProxy::start_with(&[b.addr()], |s| s.listener.handshake_timeout = std::time::Duration::from_millis(300));
-    // Plain HTTP on the TLS port: a TLS alert at most, then the connection closes.
+    // Plain HTTP on the TLS port: a plain 400 that says so, then the close.
     let mut c = PlainClient::connect(proxy.addr()).expect("tcp");
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
-    let answer = c.read_to_end().expect("closed by the proxy");
-    assert!(!answer.starts_with(b"HTTP/"), "no HTTP answer on the TLS port");
+    let r = c.read_response(false).expect("a plain HTTP answer");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("this port speaks HTTPS"), "{}", r.text());
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed());
     // A client that never starts its handshake is dropped at the deadline.
     let started = std::time::Instant::now();
     let mut idle = PlainClient::connect(proxy.addr()).expect("tcp");

@@ -38,7 +38,7 @@ use crate::http1::{
 use crate::io::{Buf, RelayError, SendDeadline, flush_out, relay_body};
 use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
-use crate::tls::hello::{Alert, HelloScan, Verdict};
+use crate::tls::hello::{Alert, HelloScan, Verdict, plain_http_answer};
 use crate::tls::stream::TlsStream;
 use crate::worker::Worker;
 
@@ -179,6 +179,11 @@ async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStre
         match scan.feed(&bytes) {
             Verdict::NeedMore => {}
             Verdict::Pass => break,
+            Verdict::PlainHttp => {
+                let _ = tcp.write_all(&plain_http_answer()).await;
+                let refused = io::Error::new(io::ErrorKind::InvalidData, "plain HTTP sent to the TLS port");
+                return Err(HandshakeFailed::new(refused, Some(tcp)));
+            }
             Verdict::Refuse(alert) => {
                 let _ = tcp.write_all(&alert.record()).await;
                 let refused = io::Error::new(io::ErrorKind::InvalidData, format!("client hello refused: {alert:?}"));

@@ -13,6 +13,10 @@
 //! - a ClientHello longer than rustls' handshake message limit (64 KiB):
 //!   `decode_error`, the alert rustls means for it but does not send.
 //!
+//! A connection that starts with an uppercase letter is plain HTTP (no TLS
+//! record type is a letter): it gets a plain HTTP 400 that says so, the
+//! way nginx answers it, instead of an alert a browser cannot show.
+//!
 //! Sans-I/O: [`HelloScan::feed`] looks at the bytes read so far and says
 //! whether to read more, pass them on, or refuse.
 
@@ -71,6 +75,18 @@ pub enum Verdict {
     Pass,
     /// Answer with this alert and close.
     Refuse(Alert),
+    /// The client speaks plain HTTP: answer with [`plain_http_answer`] and close.
+    PlainHttp,
+}
+
+/// The answer to plain HTTP sent to the TLS port: a 400 that says why.
+pub fn plain_http_answer() -> Vec<u8> {
+    let body = "400 Bad Request: this port speaks HTTPS, and the request was sent as plain HTTP.\n";
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Scan state over the ClientHello's records.
@@ -95,6 +111,9 @@ impl HelloScan {
     /// prefix each time, longer). Records already scanned are not looked at
     /// again.
     pub fn feed(&mut self, buf: &[u8]) -> Verdict {
+        if self.pos == 0 && buf.first().is_some_and(u8::is_ascii_uppercase) {
+            return Verdict::PlainHttp;
+        }
         loop {
             let Some(header) = buf.get(self.pos..self.pos + 5) else {
                 return self.need_more(buf);
@@ -226,8 +245,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_known_by_its_first_byte() {
+        for start in [&b"GET / HTTP/1.1\r\n"[..], b"P", b"OPTIONS * HTTP/1.1\r\n", b"PRI * HTTP/2.0\r\n"] {
+            assert_eq!(HelloScan::new().feed(start), Verdict::PlainHttp, "{:?}", String::from_utf8_lossy(start));
+        }
+        // Lowercase (not a method) and control bytes are left to rustls.
+        assert_eq!(HelloScan::new().feed(b"get / HTTP/1.1\r\n"), Verdict::Pass);
+        assert_eq!(HelloScan::new().feed(b"\r\nGET /"), Verdict::Pass);
+        let answer = plain_http_answer();
+        let text = String::from_utf8(answer).expect("ascii");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        assert!(body.contains("HTTPS"));
+    }
+
+    #[test]
     fn what_is_not_a_client_hello_is_left_to_rustls() {
-        assert_eq!(HelloScan::new().feed(b"GET / HTTP/1.1\r\n"), Verdict::Pass);
         assert_eq!(HelloScan::new().feed(&[21, 3, 3, 0, 2, 2, 40]), Verdict::Pass);
         assert_eq!(scan(&records(&[2, 0, 0, 2, 3, 3], 16384), 100), Verdict::Pass, "a ServerHello");
         assert_eq!(scan(&[22, 3, 1, 0, 0], 100), Verdict::Pass, "empty handshake record");
