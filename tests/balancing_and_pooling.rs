@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Backend, BackendOptions, TestProxy};
+use common::{Backend, BackendOptions, TestProxy, pattern_checksum};
 use terminus_actors::{BackendSettings, StrategyKind};
 
 fn count_backends(proxy: &TestProxy, n: usize) -> HashMap<String, usize> {
@@ -81,6 +81,33 @@ fn stale_pooled_connection_is_retried_transparently() {
     }
     assert_eq!(backend.requests(), 3);
     assert_eq!(backend.connections(), 3, "each request after an idle close needs a fresh connection");
+}
+
+#[test]
+fn a_pooled_connection_the_backend_closed_is_not_used_for_an_upload() {
+    let backend = Backend::start_with(
+        "stale",
+        BackendOptions { close_idle_after: Some(Duration::from_millis(100)), ..Default::default() },
+    );
+    let proxy = TestProxy::start(&[backend.addr()]);
+    let mut c = proxy.client();
+    // A body streamed after the head cannot be replayed on another
+    // connection: the closed one must be found out before it is used.
+    let len = 256 * 1024;
+    for round in 0..3 {
+        c.send_streaming(
+            format!("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+            len,
+            16 * 1024,
+        )
+        .expect("send");
+        let r = c.read_response(false).expect("response");
+        assert_eq!((r.status, r.text()), (200, format!("{len} {}", pattern_checksum(len))), "round {round}");
+        // The backend silently closes the idle pooled connection.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(backend.requests(), 3);
+    assert_eq!(backend.connections(), 3);
 }
 
 #[test]

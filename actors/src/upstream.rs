@@ -77,11 +77,13 @@ impl ConnPool {
     }
 
     /// Takes the most recently used idle connection to `addr` that has not
-    /// expired (the newest is the least likely to have been closed).
+    /// expired (the newest is the least likely to have been closed) and
+    /// that the backend has not closed ([`TcpStream::is_stale`]: a request
+    /// body streamed onto a closed connection could not be sent again).
     pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(idle) = list.pop() {
-            if now.duration_since(idle.since) < self.idle_timeout {
+            if now.duration_since(idle.since) < self.idle_timeout && !idle.stream.is_stale() {
                 return Some(idle.stream);
             }
         }

@@ -311,6 +311,20 @@ impl Registration {
         self.source.read.poll(cx, || Ok(()), |_| false)
     }
 
+    /// What the events since the last drained read say of the reading
+    /// side, without a syscall: `(closed, readable)`, the peer closed (or
+    /// the socket failed), and bytes or the end may be waiting.
+    pub(super) fn read_state(&self) -> (bool, bool) {
+        (self.source.read.closed.get(), self.source.read.ready.get())
+    }
+
+    /// Records that a read (a peek) found nothing waiting.
+    pub(super) fn read_drained(&self) {
+        if !self.source.read.closed.get() {
+            self.source.read.ready.set(false);
+        }
+    }
+
     /// Runs `op` (an accept) once the source is readable; `EAGAIN` waits
     /// for the next edge.
     pub(super) fn poll_accept<T>(

@@ -91,6 +91,29 @@ impl TcpStream {
         }
     }
 
+    /// Whether an idle connection is no longer fit for a new request: the
+    /// peer closed or reset it, or sent bytes no request asked for. On a
+    /// worker the events since the last read answer it, with a peek only
+    /// when one came (a backend's close usually did long before); elsewhere
+    /// it peeks. (A close still on its way is not seen: a request that
+    /// meets one is retried when it can be.)
+    pub fn is_stale(&self) -> bool {
+        match &self.0 {
+            Stream::Edge { io, reg } => match reg.read_state() {
+                (true, _) => true,
+                (false, false) => false,
+                (false, true) => {
+                    let stale = peek_finds_something(io);
+                    if !stale {
+                        reg.read_drained();
+                    }
+                    stale
+                }
+            },
+            Stream::Async(io) => peek_finds_something(io.get_ref()),
+        }
+    }
+
     /// Ready once a read may find bytes (or the end of the stream); the
     /// read may still find nothing. Lets a reader take a buffer only when
     /// there is something to put in it.
@@ -100,6 +123,12 @@ impl TcpStream {
             Stream::Async(io) => io.poll_readable(cx),
         }
     }
+}
+
+/// Whether a non-blocking peek finds bytes, the end of the stream or an
+/// error, rather than nothing yet.
+fn peek_finds_something(io: &std::net::TcpStream) -> bool {
+    !matches!(io.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 // Reads and writes go through `&TcpStream` (as with std's sockets), so that
@@ -565,6 +594,32 @@ mod tests {
             let mut byte = [0u8; 1];
             let read = std::io::Read::read(&mut stream.std(), &mut byte);
             assert_eq!(read.map_err(|e| e.kind()).err(), Some(io::ErrorKind::WouldBlock), "non-blocking");
+        };
+        let timers = TimerRuntime::new().expect("timer runtime");
+        let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
+        worker.join().expect("the checks pass on a worker");
+        futures_lite::future::block_on(check());
+    }
+
+    #[test]
+    fn idle_connections_tell_when_the_peer_closed_or_spoke() {
+        let check = || async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let mut pairs = Vec::new();
+            for _ in 0..3 {
+                let ours = connect(addr, Duration::from_secs(1)).await.expect("connect");
+                pairs.push((ours, listener.accept().expect("accept").0));
+            }
+            let [(quiet, _peer), (spoken_to, mut speaker), (closed, closer)] = <[_; 3]>::try_from(pairs).expect("3");
+            assert!(!quiet.is_stale() && !spoken_to.is_stale() && !closed.is_stale(), "fresh connections");
+            std::io::Write::write_all(&mut speaker, b"x").expect("write");
+            drop(closer);
+            // Let the events arrive (on a worker, its loop delivers them).
+            sleep(Duration::from_millis(50)).await;
+            assert!(!quiet.is_stale(), "a silent peer");
+            assert!(spoken_to.is_stale(), "bytes nobody asked for");
+            assert!(closed.is_stale(), "the peer closed");
         };
         let timers = TimerRuntime::new().expect("timer runtime");
         let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
