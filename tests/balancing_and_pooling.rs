@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Backend, BackendOptions, TestProxy, pattern_checksum};
+use common::{Backend, BackendOptions, TestProxy, TlsClient, pattern_checksum};
 use terminus_actors::{BackendSettings, StrategyKind};
 
 fn count_backends(proxy: &TestProxy, n: usize) -> HashMap<String, usize> {
@@ -63,8 +63,10 @@ fn upstream_connections_are_reused() {
     assert_eq!(backend.connections(), 1, "all 50 requests should ride one upstream connection");
 }
 
-#[test]
-fn stale_pooled_connection_is_retried_transparently() {
+/// Three requests (each sent by `send`, answered 200 with `expect`), each
+/// after the backend silently closed the pooled connection of the one
+/// before: every one needs a fresh connection, and none sees an error.
+fn three_requests_after_idle_closes(mut send: impl FnMut(&mut TlsClient), expect: &str) {
     let backend = Backend::start_with(
         "stale",
         BackendOptions { close_idle_after: Some(Duration::from_millis(100)), ..Default::default() },
@@ -72,11 +74,9 @@ fn stale_pooled_connection_is_retried_transparently() {
     let proxy = TestProxy::start(&[backend.addr()]);
     let mut c = proxy.client();
     for round in 0..3 {
-        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+        send(&mut c);
         let r = c.read_response(false).expect("response");
-        assert_eq!(r.status, 200, "round {round}");
-        assert_eq!(r.text(), "stale");
-        // The backend silently closes the idle pooled connection.
+        assert_eq!((r.status, r.text().as_str()), (200, expect), "round {round}");
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(backend.requests(), 3);
@@ -84,30 +84,18 @@ fn stale_pooled_connection_is_retried_transparently() {
 }
 
 #[test]
+fn a_pooled_connection_the_backend_closed_is_not_reused() {
+    three_requests_after_idle_closes(|c| c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send"), "stale");
+}
+
+#[test]
 fn a_pooled_connection_the_backend_closed_is_not_used_for_an_upload() {
-    let backend = Backend::start_with(
-        "stale",
-        BackendOptions { close_idle_after: Some(Duration::from_millis(100)), ..Default::default() },
-    );
-    let proxy = TestProxy::start(&[backend.addr()]);
-    let mut c = proxy.client();
     // A body streamed after the head cannot be replayed on another
     // connection: the closed one must be found out before it is used.
     let len = 256 * 1024;
-    for round in 0..3 {
-        c.send_streaming(
-            format!("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
-            len,
-            16 * 1024,
-        )
-        .expect("send");
-        let r = c.read_response(false).expect("response");
-        assert_eq!((r.status, r.text()), (200, format!("{len} {}", pattern_checksum(len))), "round {round}");
-        // The backend silently closes the idle pooled connection.
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(backend.requests(), 3);
-    assert_eq!(backend.connections(), 3);
+    let head = format!("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n");
+    let expect = format!("{len} {}", pattern_checksum(len));
+    three_requests_after_idle_closes(|c| c.send_streaming(head.as_bytes(), len, 16 * 1024).expect("send"), &expect);
 }
 
 #[test]
