@@ -45,15 +45,59 @@ const MAX_POOLED: usize = 1024;
 /// client read buffers, 256 upstream ones).
 const MAX_POOLED_BYTES: usize = 16 << 20;
 
+/// Free buffers of one size (zeroed when new), kept for reuse up to a
+/// count: the pools of the sessions' buffers ([`BufPool`]) and of the TLS
+/// stream's (`tls::stream`).
+#[derive(Debug)]
+pub struct FreeList {
+    size: usize,
+    max: usize,
+    free: RefCell<Vec<Vec<u8>>>,
+}
+
+impl FreeList {
+    /// Buffers of `size` bytes, at most `max` of them kept.
+    pub const fn new(size: usize, max: usize) -> Self {
+        Self { size, max, free: RefCell::new(Vec::new()) }
+    }
+
+    /// The size of this list's buffers.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Free buffers held.
+    pub fn len(&self) -> usize {
+        self.free.borrow().len()
+    }
+
+    /// Whether no free buffer is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A buffer of this list's size.
+    pub fn take(&self) -> Vec<u8> {
+        self.free.borrow_mut().pop().unwrap_or_else(|| vec![0; self.size])
+    }
+
+    /// Keeps `buf` for reuse if it has this list's size and there is room;
+    /// otherwise it is freed.
+    pub fn give(&self, buf: Vec<u8>) {
+        let mut free = self.free.borrow_mut();
+        if buf.len() == self.size && free.len() < self.max {
+            free.push(buf);
+        }
+    }
+}
+
 /// A worker's pool of I/O buffers. Sessions take buffers when a request
 /// starts and give them back when they go idle, so an idle keep-alive
 /// connection holds none (idle connections outnumber active ones by far).
 #[derive(Debug)]
 pub struct BufPool {
-    read_size: usize,
-    upstream_size: usize,
-    read: RefCell<Vec<Vec<u8>>>,
-    upstream: RefCell<Vec<Vec<u8>>>,
+    read: FreeList,
+    upstream: FreeList,
     out: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -62,30 +106,20 @@ impl BufPool {
     /// reads of [`READ_BUF`], upstream reads of [`UPSTREAM_READ_BUF`]) and
     /// output batches.
     pub fn new(min_read: usize) -> Self {
+        let list = |size: usize| FreeList::new(size, MAX_POOLED.min(MAX_POOLED_BYTES / size));
         Self {
-            read_size: min_read.max(READ_BUF),
-            upstream_size: min_read.max(UPSTREAM_READ_BUF),
-            read: RefCell::new(Vec::new()),
-            upstream: RefCell::new(Vec::new()),
+            read: list(min_read.max(READ_BUF)),
+            upstream: list(min_read.max(UPSTREAM_READ_BUF)),
             out: RefCell::new(Vec::new()),
         }
     }
 
     fn take_read(&self, upstream: bool) -> Vec<u8> {
-        let (pool, size) = if upstream { (&self.upstream, self.upstream_size) } else { (&self.read, self.read_size) };
-        pool.borrow_mut().pop().unwrap_or_else(|| vec![0; size])
+        if upstream { self.upstream.take() } else { self.read.take() }
     }
 
     fn give_read(&self, data: Vec<u8>) {
-        let pool = match data.len() {
-            n if n == self.read_size => &self.read,
-            n if n == self.upstream_size => &self.upstream,
-            _ => return,
-        };
-        let mut pool = pool.borrow_mut();
-        if pool.len() < MAX_POOLED.min(MAX_POOLED_BYTES / data.len()) {
-            pool.push(data);
-        }
+        if data.len() == self.read.size() { self.read.give(data) } else { self.upstream.give(data) }
     }
 
     /// An empty output batch with room for [`OUT_BATCH`] bytes.
@@ -146,7 +180,7 @@ impl Buf {
     /// one is smaller: a large request body then streams 64 KiB at a time.
     /// The buffer goes back to the pool of its size when detached.
     pub fn enlarge(&mut self, pool: &BufPool) {
-        if self.data.len() >= pool.upstream_size {
+        if self.data.len() >= pool.upstream.size() {
             return;
         }
         let mut larger = pool.take_read(true);
@@ -509,6 +543,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_keep_buffers_of_their_size_up_to_their_cap() {
+        let list = FreeList::new(16, 2);
+        let (a, b, c) = (list.take(), list.take(), list.take());
+        assert_eq!((a.len(), list.len()), (16, 0), "new buffers are zeroed to the size");
+        list.give(vec![0; 8]);
+        assert!(list.is_empty(), "another size is freed");
+        list.give(a);
+        list.give(b);
+        list.give(c);
+        assert_eq!(list.len(), 2, "kept up to the cap");
+        assert_eq!(list.take().len(), 16);
+        // The session pool: a client buffer moved to the upstream size goes
+        // back to the upstream list; a buffer of neither size is freed.
+        let pool = BufPool::new(0);
+        let mut buf = Buf::detached();
+        buf.attach(&pool);
+        buf.push_slice(b"unread");
+        buf.enlarge(&pool);
+        assert_eq!((buf.filled(), pool.read.len()), (&b"unread"[..], 1), "the smaller one is back");
+        buf.detach(&pool);
+        assert_eq!((pool.upstream.len(), pool.upstream.size()), (1, UPSTREAM_READ_BUF));
+        pool.give_read(vec![0; 100]);
+        assert_eq!((pool.read.len(), pool.upstream.len()), (1, 1));
+    }
 
     /// Relays one body from `src` to `dst` through a read buffer of `cap` bytes.
     fn relay<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(

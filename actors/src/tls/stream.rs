@@ -17,7 +17,6 @@
 //! one send. A write of more than one record (a large body) is encrypted
 //! into a buffer with room for four, which then leave in one send.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -28,6 +27,7 @@ use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus};
 use rustls_pki_types::CertificateDer;
 
+use crate::io::FreeList;
 use crate::runtime::TcpStream;
 
 /// Room for one record as it travels (rustls' largest: 16 KiB of payload,
@@ -55,28 +55,19 @@ const MAX_POOLED_BATCH: usize = 128;
 
 thread_local! {
     /// Each worker thread's free buffers of [`RECORD_BUF`] bytes.
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static POOL: FreeList = const { FreeList::new(RECORD_BUF, MAX_POOLED) };
     /// Each worker thread's free buffers of [`BATCH_BUF`] bytes.
-    static BATCH_POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static BATCH_POOL: FreeList = const { FreeList::new(BATCH_BUF, MAX_POOLED_BATCH) };
 }
 
 fn take_buf(size: usize) -> Vec<u8> {
     let pool = if size == BATCH_BUF { &BATCH_POOL } else { &POOL };
-    pool.with(|pool| pool.borrow_mut().pop()).unwrap_or_else(|| vec![0; size])
+    pool.with(FreeList::take)
 }
 
 fn give_buf(buf: Vec<u8>) {
-    let (pool, max) = match buf.len() {
-        RECORD_BUF => (&POOL, MAX_POOLED),
-        BATCH_BUF => (&BATCH_POOL, MAX_POOLED_BATCH),
-        _ => return,
-    };
-    pool.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < max {
-            pool.push(buf);
-        }
-    });
+    let pool = if buf.len() == BATCH_BUF { &BATCH_POOL } else { &POOL };
+    pool.with(|pool| pool.give(buf));
 }
 
 /// Bytes in `data[start..end]`; `data` holds no memory while they are none.
@@ -728,7 +719,7 @@ mod tests {
             tls.write_all(&body[first..]).await.expect("write the rest");
             tls.flush().await.expect("flush");
             assert_eq!(tls.output.data.len(), 0, "the batch buffer is back in the pool");
-            assert!(BATCH_POOL.with(|p| p.borrow().len()) >= 1, "pooled for the next large write");
+            assert!(BATCH_POOL.with(FreeList::len) >= 1, "pooled for the next large write");
         });
         peer.join().expect("peer");
     }
