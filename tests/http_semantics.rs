@@ -126,6 +126,22 @@ fn an_early_answer_before_the_backend_closes_is_relayed() {
 }
 
 #[test]
+fn an_early_answer_is_relayed_when_the_close_fails_a_body_write() {
+    let (_b, proxy) = proxy_with_backend("w");
+    // The client sends until the proxy takes no more: its writes to the
+    // backend (which answered 200 and reads nothing) are blocked when the
+    // backend's reset comes, so a write fails before anything is read.
+    let mut c = proxy.client();
+    let head =
+        format!("POST /answer-early?then=close HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", 1u64 << 30);
+    c.send(head.as_bytes()).expect("send head");
+    let sent = c.send_until_stalled(1 << 30, std::time::Duration::from_millis(200));
+    let answer = String::from_utf8_lossy(&c.read_until_closed_ignoring_unsent()).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "after {sent} bytes: {answer:?}");
+    assert!(answer.contains("\r\nConnection: close\r\n") && answer.ends_with("early"), "{answer:?}");
+}
+
+#[test]
 fn early_hints_are_relayed_before_the_final_response() {
     let (_b, proxy) = proxy_with_backend("e");
     let mut c = proxy.client();

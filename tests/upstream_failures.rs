@@ -74,12 +74,7 @@ fn a_backend_that_takes_no_body_answers_504_after_send_timeout() {
         format!("POST /stall-body HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", 1u64 << 30).as_bytes(),
     )
     .expect("send head");
-    c.tcp().set_write_timeout(Some(Duration::from_millis(200))).expect("write timeout");
-    let piece = vec![b'x'; 64 * 1024];
-    let mut sent = 0usize;
-    while sent < 1 << 30 && c.send(&piece).is_ok() {
-        sent += piece.len();
-    }
+    let sent = c.send_until_stalled(1 << 30, Duration::from_millis(200));
     assert!(sent < 1 << 30, "the proxy took the whole body");
     let answer = c.read_until_closed_ignoring_unsent();
     let answer = String::from_utf8_lossy(&answer);

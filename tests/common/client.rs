@@ -307,6 +307,20 @@ impl<S: Transport> HttpConn<S> {
         self.stream.flush()
     }
 
+    /// Writes up to `len` filler bytes (after a head that framed more), in
+    /// 64 KiB pieces, until a write waits longer than `patience`: the peer
+    /// stopped taking them. Returns the bytes written; the write timeout
+    /// stays at `patience`.
+    pub fn send_until_stalled(&mut self, len: usize, patience: Duration) -> usize {
+        self.tcp().set_write_timeout(Some(patience)).expect("write timeout");
+        let piece = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < len && self.send(&piece).is_ok() {
+            sent += piece.len();
+        }
+        sent
+    }
+
     /// Writes `head` (which must say `Transfer-Encoding: chunked`), then `body_len`
     /// pattern bytes as chunks of `chunk` bytes, the last chunk and `trailers`.
     pub fn send_streaming_chunked(
