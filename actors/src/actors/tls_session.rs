@@ -796,8 +796,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         let idle_timeout = settings.upstream.idle_timeout;
         let body = self.req.body();
         let expect_continue = self.req.expects_continue() && body != BodyKind::Empty;
-        // Only an HTTP/1.0 request without Host needs one made up.
-        let default_host = if self.req.host_bytes().is_none() { addr.to_string() } else { String::new() };
         let via = settings.http.via.then_some("terminus");
 
         // 1. The head, with a small Content-Length body that is already
@@ -807,15 +805,21 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         }
         self.ubuf.attach_upstream(&self.worker.bufs);
         self.out.clear();
-        let fwd = Forwarding {
-            client_ip: self.peer.ip(),
-            proto: "https",
-            default_host: &default_host,
-            via,
-            identity_header: &settings.listener.client_auth.identity_header,
-            identity: self.identity.as_deref(),
-        };
-        write_upstream_request(&self.req, &fwd, &mut self.out);
+        // In a block: what the head is written from is not kept in the
+        // exchange's future (it is boxed per request).
+        {
+            // Only an HTTP/1.0 request without Host needs one made up.
+            let default_host = if self.req.host_bytes().is_none() { addr.to_string() } else { String::new() };
+            let fwd = Forwarding {
+                client_ip: self.peer.ip(),
+                proto: "https",
+                default_host: &default_host,
+                via,
+                identity_header: &settings.listener.client_auth.identity_header,
+                identity: self.identity.as_deref(),
+            };
+            write_upstream_request(&self.req, &fwd, &mut self.out);
+        }
         let mut body_sent = body == BodyKind::Empty;
         if let BodyKind::Length(n) = body
             && !expect_continue
