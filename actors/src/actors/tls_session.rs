@@ -33,12 +33,13 @@ use crate::balance::load::RetryToken;
 use crate::balance::{BackendId, FailureKind, PickRequest};
 use crate::http1::{
     BodyKind, ChunkedDecoder, Forwarding, Limits, RequestHead, ResponseHead, Version, write_downstream_response,
-    write_error_response, write_informational, write_retry_response, write_upstream_request,
+    write_error_response, write_explained_error_response, write_informational, write_retry_response,
+    write_upstream_request,
 };
 use crate::io::{Buf, RelayError, SendDeadline, flush_out, relay_body};
 use crate::limits::ConnPermit;
 use crate::runtime::{self, TcpStream};
-use crate::tls::hello::{Alert, HelloScan, Verdict, plain_http_answer};
+use crate::tls::hello::{Alert, HelloScan, Verdict};
 use crate::tls::stream::TlsStream;
 use crate::worker::Worker;
 
@@ -51,6 +52,8 @@ pub const ACCESS_LOG_TARGET: &str = "terminus::access";
 const IDLE_READ: usize = 128;
 /// Read size while the ClientHello arrives (most fit in one read).
 const HELLO_READ: usize = 2048;
+/// What plain HTTP sent to the TLS port is told, in a 400 (as nginx does).
+const PLAIN_HTTP_DETAIL: &str = "this port speaks HTTPS, and the request was sent as plain HTTP.";
 /// How long a connection closed after a failed handshake or an error
 /// answer keeps draining input, so that the client reads the alert or the
 /// answer before the close, and how much it drains.
@@ -180,7 +183,9 @@ async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStre
             Verdict::NeedMore => {}
             Verdict::Pass => break,
             Verdict::PlainHttp => {
-                let _ = tcp.write_all(&plain_http_answer()).await;
+                let mut answer = Vec::new();
+                write_explained_error_response(400, PLAIN_HTTP_DETAIL, &mut answer);
+                let _ = tcp.write_all(&answer).await;
                 let refused = io::Error::new(io::ErrorKind::InvalidData, "plain HTTP sent to the TLS port");
                 return Err(HandshakeFailed::new(refused, Some(tcp)));
             }

@@ -25,8 +25,8 @@ pub use error::Http1Error;
 pub use forward::{Forwarding, write_upstream_request};
 pub use request::RequestHead;
 pub use response::{
-    DownstreamFraming, ResponseHead, write_downstream_response, write_error_response, write_informational,
-    write_retry_response,
+    DownstreamFraming, ResponseHead, write_downstream_response, write_error_response, write_explained_error_response,
+    write_informational, write_retry_response,
 };
 
 /// Size limits for parsing heads.

@@ -75,18 +75,9 @@ pub enum Verdict {
     Pass,
     /// Answer with this alert and close.
     Refuse(Alert),
-    /// The client speaks plain HTTP: answer with [`plain_http_answer`] and close.
+    /// The client speaks plain HTTP: answer in plain HTTP (a 400 that says
+    /// why) and close.
     PlainHttp,
-}
-
-/// The answer to plain HTTP sent to the TLS port: a 400 that says why.
-pub fn plain_http_answer() -> Vec<u8> {
-    let body = "400 Bad Request: this port speaks HTTPS, and the request was sent as plain HTTP.\n";
-    format!(
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
 }
 
 /// Scan state over the ClientHello's records.
@@ -252,12 +243,6 @@ mod tests {
         // Lowercase (not a method) and control bytes are left to rustls.
         assert_eq!(HelloScan::new().feed(b"get / HTTP/1.1\r\n"), Verdict::Pass);
         assert_eq!(HelloScan::new().feed(b"\r\nGET /"), Verdict::Pass);
-        let answer = plain_http_answer();
-        let text = String::from_utf8(answer).expect("ascii");
-        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
-        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));
-        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
-        assert!(body.contains("HTTPS"));
     }
 
     #[test]
