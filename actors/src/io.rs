@@ -114,12 +114,20 @@ impl BufPool {
         }
     }
 
+    /// The list of client (or upstream) read buffers. With a head limit of
+    /// 64 KiB or more both kinds have one size and share the client list:
+    /// buffers are given back by size, so a second list of that size would
+    /// never see one again.
+    fn list(&self, upstream: bool) -> &FreeList {
+        if upstream && self.upstream.size() != self.read.size() { &self.upstream } else { &self.read }
+    }
+
     fn take_read(&self, upstream: bool) -> Vec<u8> {
-        if upstream { self.upstream.take() } else { self.read.take() }
+        self.list(upstream).take()
     }
 
     fn give_read(&self, data: Vec<u8>) {
-        if data.len() == self.read.size() { self.read.give(data) } else { self.upstream.give(data) }
+        self.list(data.len() != self.read.size()).give(data);
     }
 
     /// An empty output batch with room for [`OUT_BATCH`] bytes.
@@ -568,6 +576,16 @@ mod tests {
         assert_eq!((pool.upstream.len(), pool.upstream.size()), (1, UPSTREAM_READ_BUF));
         pool.give_read(vec![0; 100]);
         assert_eq!((pool.read.len(), pool.upstream.len()), (1, 1));
+        // A head limit over 64 KiB gives both kinds one size: the upstream
+        // buffers come back for reuse too.
+        let pool = BufPool::new(128 * 1024);
+        let mut up = Buf::detached();
+        up.attach_upstream(&pool);
+        up.detach(&pool);
+        up.attach_upstream(&pool);
+        assert_eq!((pool.read.len(), pool.upstream.len()), (0, 0), "the freed buffer was taken again");
+        up.detach(&pool);
+        assert_eq!(pool.read.len(), 1);
     }
 
     /// Relays one body from `src` to `dst` through a read buffer of `cap` bytes.
