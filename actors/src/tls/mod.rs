@@ -16,6 +16,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 pub mod certs;
 pub mod hello;
+mod hkdf;
 pub mod policy;
 pub mod sni;
 pub mod stream;
@@ -311,12 +312,15 @@ pub fn certified_key(
 /// The aws-lc-rs provider with the post-quantum hybrid X25519MLKEM768 as
 /// the preferred key exchange (rustls lists it second unless built with
 /// `prefer-post-quantum`); clients without it fall back to X25519 and the
-/// NIST curves.
+/// NIST curves. Its TLS 1.3 suites derive keys with [`hkdf`].
 pub fn provider() -> CryptoProvider {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     let pq = rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768;
     provider.kx_groups.retain(|g| g.name() != pq.name());
     provider.kx_groups.insert(0, pq);
+    for suite in &mut provider.cipher_suites {
+        *suite = hkdf::with_keyed_hkdf(*suite);
+    }
     provider
 }
 
