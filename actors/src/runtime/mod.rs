@@ -82,12 +82,12 @@ impl TcpStream {
     /// wait in the kernel for the FIN, and the last bytes and the FIN leave
     /// in one segment instead of two. (Bytes left waiting are sent on
     /// shutdown or close, whichever comes first.)
-    pub fn poll_write_before_close(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match &mut self.0 {
+    pub fn poll_write_before_close(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &self.0 {
             Stream::Edge { io, reg } => {
-                reg.poll_write(cx, || rustix::net::send(&*io, buf, rustix::net::SendFlags::MORE).map_err(Into::into))
+                reg.poll_write(cx, || rustix::net::send(io, buf, rustix::net::SendFlags::MORE).map_err(Into::into))
             }
-            Stream::Async(io) => Pin::new(io).poll_write(cx, buf),
+            Stream::Async(io) => Pin::new(&mut &*io).poll_write(cx, buf),
         }
     }
 

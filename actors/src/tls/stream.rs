@@ -252,6 +252,11 @@ pub struct TlsStream {
     eof: bool,
     /// close_notify is queued.
     closing: bool,
+    /// Closed, and the TCP FIN not sent yet: it leaves with the socket's
+    /// close when the stream is dropped (one system call fewer per
+    /// connection), or is sent before the stream is read again (a
+    /// lingering close).
+    fin_deferred: bool,
     /// The last socket read filled the space it was given: the peer is
     /// sending in bulk (a large request body), and the next read gets room
     /// for four records.
@@ -273,6 +278,7 @@ impl TlsStream {
             plain: Bytes::default(),
             eof: false,
             closing: false,
+            fin_deferred: false,
             bulk_input: false,
             wrote: false,
             failed: None,
@@ -398,7 +404,10 @@ impl TlsStream {
     /// Reads more ciphertext; `Ok(0)` is the end of the TCP stream. With no
     /// input held, memory is taken only once the socket is readable.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let Self { tcp, input, bulk_input, .. } = self;
+        let Self { tcp, input, bulk_input, fin_deferred, .. } = self;
+        if std::mem::take(fin_deferred) {
+            tcp.shutdown(std::net::Shutdown::Write)?;
+        }
         if input.is_empty() {
             ready!(tcp.poll_readable(cx))?;
         }
@@ -626,7 +635,8 @@ impl AsyncWrite for TlsStream {
             }
         }
         ready!(this.poll_send_as(cx, true))?;
-        Pin::new(&mut this.tcp).poll_close(cx)
+        this.fin_deferred = true;
+        Poll::Ready(Ok(()))
     }
 }
 
