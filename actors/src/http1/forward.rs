@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::http1::{BodyKind, FieldKind, RequestHead, is_tchar, push_dec, push_field, slice};
+use crate::http1::{BodyKind, FieldKind, FieldRun, RequestHead, is_tchar, push_dec, push_field, slice};
 
 /// Information about the client connection added to forwarded requests.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +46,7 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
 
     let identity_header = fwd.identity_header.as_bytes();
     let mut cl_written = false;
+    let mut fields = FieldRun::new(raw);
     for h in headers {
         let name = slice(raw, &h.name);
         // The fields the proxy regenerates: client copies are dropped (XFF
@@ -59,6 +60,7 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         }
         match h.kind {
             FieldKind::ContentLength => {
+                fields.flush(out);
                 if let (false, Some(n)) = (cl_written, head.content_length()) {
                     out.extend_from_slice(name);
                     out.extend_from_slice(b": ");
@@ -68,10 +70,14 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
                 }
             }
             // Equal to the header unless absolute-form, where it is the target's authority.
-            FieldKind::Host => push_field(out, name, host.unwrap_or_default()),
-            _ => push_field(out, name, slice(raw, &h.value)),
+            FieldKind::Host if host != Some(slice(raw, &h.value)) => {
+                fields.flush(out);
+                push_field(out, name, host.unwrap_or_default());
+            }
+            _ => fields.push(out, h),
         }
     }
+    fields.flush(out);
 
     let client = IpText::new(fwd.client_ip);
     out.extend_from_slice(b"X-Forwarded-For: ");
@@ -79,9 +85,14 @@ pub fn write_upstream_request(head: &RequestHead, fwd: &Forwarding<'_>, out: &mu
     out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\n");
 
-    push_field(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
+    // Constant names are written with their separator: one copy less each.
+    out.extend_from_slice(b"X-Forwarded-Proto: ");
+    out.extend_from_slice(fwd.proto.as_bytes());
+    out.extend_from_slice(b"\r\n");
     if let Some(h) = host {
-        push_field(out, b"X-Forwarded-Host", h);
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(h);
+        out.extend_from_slice(b"\r\n");
     }
 
     out.extend_from_slice(b"Forwarded: ");

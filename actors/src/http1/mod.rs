@@ -524,6 +524,49 @@ pub(crate) fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Copies fields of a parsed head to the output unchanged, with one copy
+/// for each run of neighbouring fields already written as `name: value\r\n`
+/// (a relayed head is mostly such a run). Any other spacing is written in
+/// that form by [`push_field`]; bytes between copied fields (a dropped
+/// field) are never copied. [`FieldRun::flush`] before writing anything else.
+pub(crate) struct FieldRun<'a> {
+    raw: &'a [u8],
+    run: Range<usize>,
+}
+
+impl<'a> FieldRun<'a> {
+    pub(crate) fn new(raw: &'a [u8]) -> Self {
+        Self { raw, run: 0..0 }
+    }
+
+    /// Appends the field `h` (through the run when it can join it).
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, h: &HeaderRange) {
+        let (name, value) = (&h.name, &h.value);
+        let line_end = value.end + 2;
+        let canonical = value.start == name.end + 2
+            && line_end <= self.raw.len()
+            && self.raw[name.end..name.end + 2] == *b": "
+            && self.raw[value.end..line_end] == *b"\r\n";
+        if !canonical {
+            self.flush(out);
+            push_field(out, slice(self.raw, name), slice(self.raw, value));
+        } else if self.run.end == name.start && !self.run.is_empty() {
+            self.run.end = line_end;
+        } else {
+            self.flush(out);
+            self.run = name.start..line_end;
+        }
+    }
+
+    /// Writes the fields pushed so far.
+    pub(crate) fn flush(&mut self, out: &mut Vec<u8>) {
+        if !self.run.is_empty() {
+            out.extend_from_slice(slice(self.raw, &self.run));
+            self.run = 0..0;
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Helpers shared by the test modules.
@@ -562,6 +605,40 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_runs_copy_neighbours_once_and_normalize_the_rest() {
+        let raw = b"X\r\nA: 1\r\nB: 2\r\nskip: s\r\nC: 3\r\nD:4\r\nE: 5\r\n\r\n";
+        let mut parsed = [httparse::EMPTY_HEADER; 8];
+        let (_, parsed) = match httparse::parse_headers(&raw[3..], &mut parsed) {
+            Ok(httparse::Status::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        let fields: Vec<HeaderRange> = parsed
+            .iter()
+            .map(|h| HeaderRange {
+                name: offset_in(raw, h.name.as_bytes()).unwrap(),
+                value: offset_in(raw, h.value).unwrap(),
+                kind: FieldKind::Other,
+                hop: h.name == "skip",
+            })
+            .collect();
+        let mut out = b"start\r\n".to_vec();
+        let mut run = FieldRun::new(raw);
+        for h in fields.iter().filter(|h| !h.hop) {
+            run.push(&mut out, h);
+        }
+        run.flush(&mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "start\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n");
+        // A and B were one run: B's line follows A's in `raw`.
+        let mut one = Vec::new();
+        let mut run = FieldRun::new(raw);
+        run.push(&mut one, &fields[0]);
+        run.push(&mut one, &fields[1]);
+        assert!(one.is_empty(), "nothing written before the flush");
+        run.flush(&mut one);
+        assert_eq!(one, b"A: 1\r\nB: 2\r\n");
+    }
 
     #[test]
     fn reason_phrases() {

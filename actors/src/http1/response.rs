@@ -6,8 +6,8 @@
 use std::ops::Range;
 
 use crate::http1::{
-    BodyKind, FieldKind, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing, collect_fields,
-    connection_options, field_storage, first_line, map_httparse_error, push_dec, push_field, reason_phrase, slice,
+    BodyKind, FieldKind, FieldRun, HeaderRange, Http1Error, Limits, MAX_HEADERS_CAP, Version, analyze_framing,
+    collect_fields, connection_options, field_storage, first_line, map_httparse_error, push_dec, reason_phrase, slice,
     slice_str,
 };
 
@@ -198,12 +198,14 @@ fn push_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
 /// Appends the end-to-end header fields of `head` (no hop-by-hop fields, no
 /// Content-Length: framing is written by the caller).
 fn push_end_to_end(head: &ResponseHead, out: &mut Vec<u8>) {
+    let mut fields = FieldRun::new(&head.raw);
     for h in &head.headers {
         if h.hop || h.kind == FieldKind::ContentLength {
             continue;
         }
-        push_field(out, slice(&head.raw, &h.name), slice(&head.raw, &h.value));
+        fields.push(out, h);
     }
+    fields.flush(out);
 }
 
 /// Appends to `out` the head of `head` as relayed to the client and returns
@@ -728,6 +730,10 @@ mod tests {
             b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
             Some("terminus"),
             b"HTTP/1.1 200 OK\r\nVia: 1.0 terminus\r\nContent-Length: 2\r\n\r\n"),
+        ("odd spacing written as name: value, dropped fields not copied",
+            b"HTTP/1.1 200 OK\r\nA:1\r\nB:  2 \r\nC: 3\r\nD: 4\r\nConnection: close\r\nE: 5\r\nF:\r\nG: 7 \r\nContent-Length: 2\r\n\r\n",
+            None,
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: \r\nG: 7\r\nContent-Length: 2\r\n\r\n"),
         ("case, order, obs-text kept",
             b"HTTP/1.1 201 Cr\xe9\xe9\r\nset-COOKIE: a=1\r\nX: \xff\tz\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\n",
             None,
