@@ -314,7 +314,7 @@ fn is_idempotent(method: &[u8]) -> bool {
 
 /// A deadline-bounded timeout: `limit`, or less when `deadline` is nearer.
 fn within(deadline: Option<Instant>, limit: Duration) -> Duration {
-    deadline.map_or(limit, |d| limit.min(d.saturating_duration_since(Instant::now())))
+    deadline.map_or(limit, |d| limit.min(d.saturating_duration_since(runtime::now())))
 }
 
 /// Inserts a header line (with its CRLF) at the end of the head that
@@ -427,11 +427,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                     return;
                 }
             }
-            let started = Instant::now();
+            let started = runtime::now();
             // The exchange's state is boxed per request so that an idle
             // connection holds only the small read state (measured: 1.2 KiB
             // less per idle connection for one small allocation per request).
             let outcome = Box::pin(self.forward()).await;
+            // The clock itself: the exchange's last part ran after the wake-up.
             self.worker.metrics.request(outcome.status, outcome.upstream, started.elapsed());
             if log_enabled!(target: ACCESS_LOG_TARGET, Level::Info) {
                 self.access_log(&outcome, started);
@@ -523,8 +524,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 result
             } else {
                 let read = self.rbuf.read_from(&mut self.client);
-                let at = *deadline.get_or_insert_with(|| Instant::now() + header_timeout);
-                runtime::timeout(at.saturating_duration_since(Instant::now()), read).await
+                let at = *deadline.get_or_insert_with(|| runtime::now() + header_timeout);
+                runtime::timeout(at.saturating_duration_since(runtime::now()), read).await
             };
             match result {
                 Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
@@ -563,7 +564,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             414
         } else if http.max_body_bytes > 0 && self.req.content_length().is_some_and(|n| n > http.max_body_bytes) {
             413
-        } else if let Err(wait) = self.worker.clients.check_rate(self.peer.ip(), Instant::now()) {
+        } else if let Err(wait) = self.worker.clients.check_rate(self.peer.ip(), runtime::now()) {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             debug!("request rejected conn={} peer={} status=429 retry_after={secs}", self.conn, self.peer);
             self.out.clear();
@@ -604,7 +605,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
     async fn forward(&mut self) -> Outcome {
         let worker = self.worker.clone();
         let up = &worker.settings.upstream;
-        let started = Instant::now();
+        let started = runtime::now();
         let deadline = (!up.total_timeout.is_zero()).then(|| started + up.total_timeout);
         let pick_req = worker.balancer.request(&self.req, self.peer.ip(), started);
         let retryable =
@@ -628,11 +629,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             };
             let (id, addr) = (pick.id, pick.addr);
             tried.push(id);
-            let pooled = if fresh_retry_used { None } else { worker.pool.borrow_mut().take(addr, Instant::now()) };
+            let pooled = if fresh_retry_used { None } else { worker.pool.borrow_mut().take(addr, runtime::now()) };
             let reused = pooled.is_some();
             let mut upstream = match pooled {
                 Some(stream) => stream,
-                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                None if deadline.is_some_and(|d| runtime::now() >= d) => {
                     debug!("exchange exceeded total timeout before connecting conn={}", self.conn);
                     return self.fail(504).await;
                 }
@@ -649,7 +650,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                             debug!("upstream connect failed conn={} upstream={addr} error={e}", self.conn);
                             worker.pool.borrow_mut().forget(addr);
                             worker.balancer.failed(id, addr, FailureKind::Connect, connect_reason(&e));
-                            if tried.is_full() || deadline.is_some_and(|d| Instant::now() >= d) {
+                            if tried.is_full() || deadline.is_some_and(|d| runtime::now() >= d) {
                                 return self.fail(502).await;
                             }
                             worker.metrics.retry();
@@ -664,11 +665,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
                 && worker.balancer.has_other(tried.as_slice());
             let head_sent = Cell::new(false);
             let attempt =
-                Attempt { id, pick: &pick_req, retry_status: may_retry, head_sent: &head_sent, sent: Instant::now() };
+                Attempt { id, pick: &pick_req, retry_status: may_retry, head_sent: &head_sent, sent: runtime::now() };
             let result = match deadline {
                 None => self.exchange(&mut upstream, addr, &attempt).await,
                 Some(d) => runtime::timeout(
-                    d.saturating_duration_since(Instant::now()),
+                    d.saturating_duration_since(runtime::now()),
                     self.exchange(&mut upstream, addr, &attempt),
                 )
                 .await
@@ -686,7 +687,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
             match result {
                 Ok((outcome, reusable)) => {
                     if reusable {
-                        worker.pool.borrow_mut().put(addr, upstream, Instant::now());
+                        worker.pool.borrow_mut().put(addr, upstream, runtime::now());
                     }
                     return outcome;
                 }
@@ -883,7 +884,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Session<C> {
         // The final head arrived: feed the backend's latency and health, and
         // hand a retryable status back to `forward` while nothing was sent.
         let status = self.resp.status();
-        worker.balancer.responded(attempt.id, addr, status, attempt.sent.elapsed(), Instant::now());
+        let now = runtime::now();
+        worker.balancer.responded(attempt.id, addr, status, now.saturating_duration_since(attempt.sent), now);
         if attempt.retry_status
             && settings.upstream.retry.on_status.contains(&status)
             && let Some(token) = worker.balancer.try_retry()

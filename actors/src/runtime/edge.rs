@@ -32,6 +32,8 @@ use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 thread_local! {
     /// The worker thread's epoll instance (None on other threads).
     static REACTOR: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
+    /// When the worker's loop last woke up (None outside [`Runner::block_on`]).
+    static WOKE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Events taken from the instance per `epoll_wait`.
@@ -51,6 +53,11 @@ pub(super) fn install() -> io::Result<()> {
 /// Removes the current thread's reactor.
 pub(super) fn uninstall() {
     REACTOR.with(|r| *r.borrow_mut() = None);
+}
+
+/// When the running worker loop last woke up, if this thread runs one.
+pub(super) fn woke() -> Option<Instant> {
+    WOKE.get()
 }
 
 /// The current thread's reactor, if it is a worker.
@@ -99,7 +106,9 @@ impl Runner {
     /// in the epoll instance, delivering readiness to the sources. Before
     /// each sleep it calls `on_tick`, with the time once per `tick`; while
     /// `on_tick` reports timers armed the sleep lasts until the next tick,
-    /// otherwise until an event (an idle worker does not wake up).
+    /// otherwise until an event (an idle worker does not wake up). The
+    /// clock is read once per wake-up, and that time is what [`woke`]
+    /// returns meanwhile.
     pub(super) fn block_on<T>(
         self,
         fut: impl Future<Output = T>,
@@ -111,14 +120,18 @@ impl Runner {
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
         let mut events = Vec::with_capacity(BATCH);
-        let mut next_tick = Instant::now() + tick;
+        let mut now = Instant::now();
+        let mut next_tick = now + tick;
+        WOKE.set(Some(now));
         loop {
             if notify.woken.swap(false, SeqCst)
                 && let Poll::Ready(v) = fut.as_mut().poll(&mut cx)
             {
+                WOKE.set(None);
                 return v;
             }
-            let now = Instant::now();
+            // The wake-up's time, behind the clock by the work since: a
+            // tick or a sleep's end comes that much later.
             let armed = if now >= next_tick {
                 next_tick = now + tick;
                 on_tick(Some(now))
@@ -135,6 +148,8 @@ impl Runner {
             events.clear();
             let waited = epoll::wait(&reactor.epoll, spare_capacity(&mut events), timeout.as_ref());
             notify.sleeping.store(false, SeqCst);
+            now = Instant::now();
+            WOKE.set(Some(now));
             if let Err(e) = waited {
                 if e != rustix::io::Errno::INTR {
                     log::error!("worker epoll_wait failed: {e}");

@@ -537,7 +537,7 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(v));
         }
         if let Expiring::Unarmed(limit) = *this.expiry {
-            let deadline = Instant::now() + limit;
+            let deadline = now() + limit;
             *this.expiry = if on_worker() {
                 Expiring::Coarse(Expiry { deadline, slot: None })
             } else {
@@ -551,6 +551,15 @@ impl<F: Future> Future for Timeout<F> {
         };
         if expired { Poll::Ready(Err(io::ErrorKind::TimedOut.into())) } else { Poll::Pending }
     }
+}
+
+/// The time for deadlines and durations on the request path. On a worker
+/// it is when the worker's loop last woke up, read once per wake-up (as
+/// nginx caches its time): it trails the clock by the work done since
+/// then, and saves the requests of one wake-up about ten clock reads each.
+/// Elsewhere it is the clock.
+pub fn now() -> Instant {
+    edge::woke().unwrap_or_else(Instant::now)
 }
 
 /// Sleeps on the reactor's timer.
@@ -625,6 +634,27 @@ mod tests {
         let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
         worker.join().expect("the checks pass on a worker");
         futures_lite::future::block_on(check());
+    }
+
+    /// On a worker, `now` is the loop's last wake-up: the same through one
+    /// wake-up's work, behind the clock, and new after a wait. Elsewhere it
+    /// is the clock.
+    #[test]
+    fn now_is_the_worker_loops_wake_up() {
+        let (first, again, clock, after_wait, clock_after_wait) = on_worker_thread(async {
+            let first = now();
+            std::thread::sleep(Duration::from_millis(20));
+            let (again, clock) = (now(), Instant::now());
+            sleep(Duration::from_millis(20)).await;
+            (first, again, clock, now(), Instant::now())
+        });
+        assert_eq!(first, again, "one wake-up, one time");
+        assert!(clock >= first + Duration::from_millis(20), "the clock went on meanwhile");
+        assert!(after_wait >= clock && after_wait <= clock_after_wait, "read again on waking");
+        let off_worker = now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(off_worker >= clock_after_wait, "off a worker, the clock");
+        assert!(now() >= off_worker + Duration::from_millis(2), "off a worker, the clock");
     }
 
     #[test]
