@@ -123,11 +123,18 @@ impl Runner {
         let mut now = Instant::now();
         let mut next_tick = now + tick;
         WOKE.set(Some(now));
+        // No loop, no wake-up time, however the loop ends (a panic too).
+        struct Unset;
+        impl Drop for Unset {
+            fn drop(&mut self) {
+                WOKE.set(None);
+            }
+        }
+        let _unset = Unset;
         loop {
             if notify.woken.swap(false, SeqCst)
                 && let Poll::Ready(v) = fut.as_mut().poll(&mut cx)
             {
-                WOKE.set(None);
                 return v;
             }
             // The wake-up's time, behind the clock by the work since: a
