@@ -462,6 +462,24 @@ where
     Ok(relayed)
 }
 
+/// Relays a body that is already whole in `buf` and framed alike on both
+/// sides (a small response usually arrives with its head): appended to the
+/// batch, without [`relay_body`]'s reads and their futures. `None` leaves
+/// everything else to `relay_body`.
+pub fn relay_buffered_body(input: BodyKind, output: BodyKind, buf: &mut Buf, out: &mut Vec<u8>) -> Option<u64> {
+    let len = match (input, output) {
+        (BodyKind::Empty, BodyKind::Empty) => 0,
+        (BodyKind::Length(n), BodyKind::Length(m)) if n == m => usize::try_from(n).ok()?,
+        _ => return None,
+    };
+    if len > buf.len() || out.len() + len > OUT_BATCH {
+        return None;
+    }
+    out.extend_from_slice(&buf.filled()[..len]);
+    buf.consume(len);
+    Some(len as u64)
+}
+
 /// Appends `data` to the batch, writing the batch when it would grow past
 /// [`OUT_BATCH`]. Pieces of [`DIRECT_WRITE`] bytes or more are written
 /// straight from the read buffer when nothing is batched: a large body is
@@ -551,6 +569,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_whole_body_framed_alike_skips_the_relay() {
+        let mut buf = Buf::with_capacity(64);
+        buf.push_slice(b"hello, more");
+        let mut out = b"HEAD".to_vec();
+        // Not whole yet, re-framed, or not a length: the relay's.
+        for (input, output) in [
+            (BodyKind::Length(12), BodyKind::Length(12)),
+            (BodyKind::Length(5), BodyKind::Chunked),
+            (BodyKind::Chunked, BodyKind::Chunked),
+            (BodyKind::CloseDelimited, BodyKind::CloseDelimited),
+        ] {
+            assert_eq!(relay_buffered_body(input, output, &mut buf, &mut out), None, "{input:?} -> {output:?}");
+        }
+        assert_eq!((out.as_slice(), buf.len()), (&b"HEAD"[..], 11), "nothing taken");
+        // Whole: batched after the head; what follows it stays unread.
+        assert_eq!(relay_buffered_body(BodyKind::Length(5), BodyKind::Length(5), &mut buf, &mut out), Some(5));
+        assert_eq!((out.as_slice(), buf.filled()), (&b"HEADhello"[..], &b", more"[..]));
+        assert_eq!(relay_buffered_body(BodyKind::Empty, BodyKind::Empty, &mut buf, &mut out), Some(0));
+        // A body the batch cannot take streams.
+        let mut full = vec![0; OUT_BATCH - 2];
+        assert_eq!(relay_buffered_body(BodyKind::Length(5), BodyKind::Length(5), &mut buf, &mut full), None);
+    }
 
     #[test]
     fn pools_keep_buffers_of_their_size_up_to_their_cap() {
