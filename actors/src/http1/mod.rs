@@ -153,7 +153,7 @@ impl FieldKind {
     /// Classifies a field name (case-insensitive). Length and first letter
     /// leave at most one candidate, so most names cost no comparison at all.
     pub(crate) fn of(name: &[u8]) -> FieldKind {
-        let is = |want: &[u8]| name.eq_ignore_ascii_case(want);
+        let is = |want: &[u8]| is_name(name, want);
         // `| 0x20` lowercases a letter, and maps no other byte onto one.
         let first = name.first().map_or(0, |&b| b | 0x20);
         match (name.len(), first) {
@@ -193,6 +193,29 @@ impl FieldKind {
     fn is_protected(self) -> bool {
         matches!(self, FieldKind::Host | FieldKind::ContentLength)
     }
+}
+
+/// Whether `name` is `lower` (lowercase letters and `-`) in any ASCII case,
+/// compared eight bytes at a time: in `lower`, only letters have bit 0x40,
+/// so `(b & 0x40) >> 1` is the case bit to ignore at each letter and no
+/// other byte. (The bytes of a name longer than a word are compared in
+/// words, the last one overlapping the one before.)
+fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x4040_4040_4040_4040;
+    if name.len() != lower.len() {
+        return false;
+    }
+    if name.len() < 8 {
+        return name.iter().zip(lower).all(|(&a, &b)| a | ((b & 0x40) >> 1) == b);
+    }
+    let word =
+        |s: &[u8], at: usize| s.get(at..at + 8).map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    let same = |at: usize| {
+        let b = word(lower, at);
+        word(name, at) | ((b & CASE) >> 1) == b
+    };
+    let last = name.len() - 8;
+    (0..last).step_by(8).all(same) && same(last)
 }
 
 /// Byte ranges of one header field inside an owned head buffer.
@@ -605,6 +628,29 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_in_any_case_and_nothing_else() {
+        for lower in ["te", "host", "proxy-", "upgrade", "keep-alive", "content-length", "x-forwarded-proto"] {
+            let b = lower.as_bytes();
+            assert!(is_name(b, b), "{lower}");
+            assert!(is_name(lower.to_ascii_uppercase().as_bytes(), b), "{lower} upper");
+            let mixed: Vec<u8> =
+                b.iter().enumerate().map(|(i, c)| if i % 3 == 0 { c.to_ascii_uppercase() } else { *c }).collect();
+            assert!(is_name(&mixed, b), "{lower} mixed");
+            // Every single-byte change is told apart, the case bit of a
+            // `-` (a CR) and of a letter (a control byte or a symbol) too.
+            for i in 0..b.len() {
+                for x in 0..=255u8 {
+                    let mut other = b.to_vec();
+                    other[i] = x;
+                    let same = x == b[i] || (b[i].is_ascii_lowercase() && x == b[i].to_ascii_uppercase());
+                    assert_eq!(is_name(&other, b), same, "{lower} with {x:#04x} at {i}");
+                }
+            }
+            assert!(!is_name(&b[1..], b) && !is_name(&[b, b"x"].concat(), b), "{lower} length");
+        }
+    }
 
     #[test]
     fn field_runs_copy_neighbours_once_and_normalize_the_rest() {
