@@ -151,11 +151,16 @@ fn push_forwarded_value(out: &mut Vec<u8>, v: &[u8]) {
         return;
     }
     out.push(b'"');
-    for &b in v {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
+    if v.iter().any(|&b| b == b'"' || b == b'\\') {
+        for &b in v {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
         }
-        out.push(b);
+    } else {
+        // (A host with a port, the usual case: nothing to escape.)
+        out.extend_from_slice(v);
     }
     out.push(b'"');
 }

@@ -422,8 +422,8 @@ pub(crate) fn connection_options(raw: &[u8], headers: &mut [HeaderRange]) -> Con
             _ => continue,
         };
         for option in list_elements(value) {
-            opts.close |= option.eq_ignore_ascii_case(b"close");
-            opts.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            opts.close |= is_name(option, b"close");
+            opts.keep_alive |= is_name(option, b"keep-alive");
             // Fields of a fixed hop-by-hop or protected kind are settled already.
             let kind = FieldKind::of(option);
             if kind.is_hop_by_hop() || kind.is_protected() {
