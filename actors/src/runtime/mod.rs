@@ -588,6 +588,15 @@ mod tests {
         rx.recv().expect("result")
     }
 
+    /// Runs the checks `check` makes on a real worker thread, then off the
+    /// workers (where sockets are async-io's).
+    fn on_and_off_a_worker<Fut: Future<Output = ()> + 'static>(check: impl Fn() -> Fut + Copy + Send + 'static) {
+        let timers = TimerRuntime::new().expect("timer runtime");
+        let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
+        worker.join().expect("the checks pass on a worker");
+        futures_lite::future::block_on(check());
+    }
+
     /// Accepted connections are non-blocking, have `TCP_NODELAY` (inherited
     /// from the listener) and know their peer, on workers and off them.
     #[test]
@@ -604,10 +613,7 @@ mod tests {
             let read = std::io::Read::read(&mut stream.std(), &mut byte);
             assert_eq!(read.map_err(|e| e.kind()).err(), Some(io::ErrorKind::WouldBlock), "non-blocking");
         };
-        let timers = TimerRuntime::new().expect("timer runtime");
-        let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
-        worker.join().expect("the checks pass on a worker");
-        futures_lite::future::block_on(check());
+        on_and_off_a_worker(check);
     }
 
     #[test]
@@ -630,10 +636,7 @@ mod tests {
             assert!(spoken_to.is_stale(), "bytes nobody asked for");
             assert!(closed.is_stale(), "the peer closed");
         };
-        let timers = TimerRuntime::new().expect("timer runtime");
-        let worker = spawn_worker("test-worker".into(), &timers, check).expect("spawn");
-        worker.join().expect("the checks pass on a worker");
-        futures_lite::future::block_on(check());
+        on_and_off_a_worker(check);
     }
 
     /// On a worker, `now` is the loop's last wake-up: the same through one
