@@ -474,7 +474,7 @@ pub fn local_listener(std: StdTcpListener) -> io::Result<LocalListener> {
     Ok(LocalListener(match edge::current() {
         Some(reactor) => {
             std.set_nonblocking(true)?;
-            let reg = reactor.register_listener(&std)?;
+            let reg = reactor.register(&std)?;
             Listening::Edge { io: std, reg }
         }
         None => Listening::Async(listener(std)?),
