@@ -82,7 +82,7 @@ pub use crate::actors::balancer::Balancer;
 pub use crate::actors::control::{
     ApplyError, ApplyReport, ApplySettings, Control, ProxyStatus, ReplaceCertificates, Shutdown, Status,
 };
-pub use crate::actors::listener::Listener;
+pub use crate::actors::listener::{Listener, Spread};
 pub use crate::actors::pool_control::{AddBackend, PoolControlError, PoolMembers, RemoveBackend, SetWeight};
 pub use crate::actors::supervisor::Fatal;
 #[cfg(any(test, feature = "fault-injection"))]
@@ -202,6 +202,7 @@ impl Proxy {
         let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
         let cursor = balance::SharedCursor::default();
         let clients = Arc::new(limits::ClientLimits::from_settings(&settings.listener));
+        let spread = actors::listener::Spread::new(settings.worker_count());
         let mut workers = Vec::new();
         let mut worker_addrs = Vec::new();
         for index in 0..settings.worker_count() {
@@ -220,6 +221,7 @@ impl Proxy {
                 on_fatal: hooks.on_fatal.clone(),
                 metrics: metrics.clone(),
                 clients: clients.clone(),
+                spread: spread.clone(),
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let thread =
@@ -235,6 +237,7 @@ impl Proxy {
             }
         }
         drop(socket);
+        spread.set_listeners(worker_addrs.iter().map(|w| w.listener.clone().recipient()).collect());
         let control_state = Control::new(
             settings.clone(),
             local_addr,
@@ -276,6 +279,7 @@ impl Proxy {
             admin,
             redirect,
             worker_addrs,
+            spread,
             arbiter: control,
             shutdown: shutdown_tx,
             workers,
@@ -293,6 +297,7 @@ pub struct ProxyHandle {
     admin: Option<(Addr<Admin>, SocketAddr)>,
     redirect: Option<(Addr<actors::redirect::Redirect>, SocketAddr)>,
     worker_addrs: Vec<worker::WorkerAddrs>,
+    spread: Arc<actors::listener::Spread>,
     arbiter: Arbiter,
     shutdown: async_channel::Sender<()>,
     workers: Vec<JoinHandle<()>>,
@@ -335,6 +340,12 @@ impl ProxyHandle {
     /// Each worker's Listener.
     pub fn listeners(&self) -> Vec<Addr<Listener>> {
         self.worker_addrs.iter().map(|w| w.listener.clone()).collect()
+    }
+
+    /// How the workers share connections: [`Spread::sessions`] gives each
+    /// worker's open sessions (from any thread).
+    pub fn spread(&self) -> Arc<Spread> {
+        self.spread.clone()
     }
 
     /// Each worker's Balancer.

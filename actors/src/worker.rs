@@ -20,7 +20,7 @@ use rustls::ServerConfig;
 
 use crate::actors::backend_pool::{BackendFailed, BackendPool, Subscribe};
 use crate::actors::balancer::{Balancer, BalancerHandle};
-use crate::actors::listener::Listener;
+use crate::actors::listener::{Listener, Spread};
 use crate::actors::supervisor::{self, Fatal, SupervisorSpec};
 use crate::balance::{self, PoolSnapshot};
 use crate::http1::Limits;
@@ -55,8 +55,10 @@ pub struct Worker {
     pub pool: RefCell<ConnPool>,
     /// I/O buffers lent to sessions while they serve a request.
     pub bufs: BufPool,
-    /// Open client sessions.
+    /// Open client sessions (the Listener counts them in, [`Worker::session_closed`] out).
     pub sessions: Cell<usize>,
+    /// The session counts of all workers, and their Listeners.
+    pub spread: Arc<Spread>,
     /// Per-client-IP admission state, shared by all workers of the proxy.
     pub clients: Arc<ClientLimits>,
     next_conn: Cell<u64>,
@@ -66,6 +68,12 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Counts a session of this worker as ended.
+    pub fn session_closed(&self) {
+        self.sessions.set(self.sessions.get().saturating_sub(1));
+        self.spread.count(self.index, -1);
+    }
+
     /// A fresh connection id, unique within this worker.
     pub fn next_conn_id(&self) -> u64 {
         let id = self.next_conn.get();
@@ -158,6 +166,8 @@ pub struct WorkerSpec {
     pub cursor: balance::SharedCursor,
     /// Per-client-IP admission state shared by the workers.
     pub clients: Arc<ClientLimits>,
+    /// Session counts of the workers, for spreading connections.
+    pub spread: Arc<Spread>,
     /// How long in-flight sessions may take to finish after shutdown.
     pub drain: Duration,
     /// Restart policy and escalation of this worker's Listener and Balancer.
@@ -197,6 +207,7 @@ pub async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<std::io::Resul
         pool: RefCell::new(ConnPool::new(settings.upstream.pool_max_idle, settings.upstream.pool_idle_timeout)),
         bufs: BufPool::new(settings.http.max_head_bytes),
         sessions: Cell::new(0),
+        spread: spec.spread,
         clients: spec.clients,
         next_conn: Cell::new(1),
         shutdown: ShutdownSignal::default(),

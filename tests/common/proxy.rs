@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use rustls::ClientConfig;
-use terminus_actors::{BackendPool, BackendSettings, BackendStatus, PoolStatus, Proxy, Settings};
+use terminus_actors::{BackendPool, BackendSettings, BackendStatus, PoolStatus, Proxy, Settings, Spread};
 
 use super::certs::{TestCerts, client_config, test_certs};
 use super::client::{Response, TlsClient};
@@ -16,6 +16,7 @@ use super::client::{Response, TlsClient};
 pub struct TestProxy {
     addr: SocketAddr,
     pool: Addr<BackendPool>,
+    spread: Arc<Spread>,
     stop: Option<async_channel::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// A client configuration that trusts the proxy's test CA.
@@ -53,7 +54,7 @@ impl TestProxy {
             actix::System::new().block_on(async move {
                 match Proxy::start(s) {
                     Ok(proxy) => {
-                        let _ = ready_tx.send(Ok((proxy.local_addr(), proxy.pool().clone())));
+                        let _ = ready_tx.send(Ok((proxy.local_addr(), proxy.pool().clone(), proxy.spread())));
                         let _ = stop_rx.recv().await;
                         proxy.shutdown().await;
                     }
@@ -63,10 +64,10 @@ impl TestProxy {
                 }
             });
         });
-        let (addr, pool) =
+        let (addr, pool, spread) =
             ready_rx.recv_timeout(Duration::from_secs(10)).expect("proxy thread answers").expect("proxy starts");
         let tls = client_config(&certs.ca_der);
-        Self { addr, pool, stop: Some(stop_tx), thread: Some(thread), tls, certs }
+        Self { addr, pool, spread, stop: Some(stop_tx), thread: Some(thread), tls, certs }
     }
 
     /// The TLS listener's address.
@@ -89,6 +90,11 @@ impl TestProxy {
     /// The BackendPool actor (drain commands, `WhyBackend` queries).
     pub fn pool(&self) -> &Addr<BackendPool> {
         &self.pool
+    }
+
+    /// Open client sessions of each worker.
+    pub fn sessions_per_worker(&self) -> Vec<usize> {
+        self.spread.sessions()
     }
 
     /// The BackendPool's view of the backends.

@@ -3,20 +3,24 @@
 //! - **Owns**: this worker's clones of the proxy's listening sockets and
 //!   their accept loops.
 //! - **Receives**: [`StopAccepting`] at shutdown, [`SetTls`] when the
-//!   certificates are replaced.
-//! - **Sends**: nothing; it starts one [`TlsSession`] per accepted
-//!   connection, and caps their number (`listener.max_connections`).
-//!   Addresses outside `listener.allow` / inside `listener.deny` are closed
-//!   at once, before any TLS work.
+//!   certificates are replaced, [`Adopt`] from another worker's Listener.
+//! - **Sends**: [`Adopt`] to the Listener of the worker with the fewest
+//!   sessions, when this one has [`SLACK`] more (see [`Spread`]). It starts
+//!   one [`TlsSession`] per connection it keeps, and caps their number
+//!   (`listener.max_connections`). Addresses outside `listener.allow` /
+//!   inside `listener.deny` are closed at once, before any TLS work.
 //! - **Restart policy**: supervised (`supervision.*`). A restart keeps the
 //!   sockets and re-spawns the accept loops in `started()`, unless the
 //!   worker already stopped accepting. Every worker accepts from the same
-//!   sockets, so the kernel spreads connections over workers.
+//!   sockets, registered exclusive: a connection that arrives while the
+//!   workers sleep wakes one of them, and [`Spread`] evens out what that
+//!   worker takes.
 
 use std::io;
-use std::net::TcpListener as StdTcpListener;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,11 +28,98 @@ use log::{debug, warn};
 use rustls::ServerConfig;
 
 use crate::actors::tls_session::TlsSession;
-use crate::runtime::{self, LocalListener};
+use crate::limits::ConnPermit;
+use crate::runtime::{self, Accepted, LocalListener};
 use crate::worker::Worker;
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How many more sessions than the least-loaded worker a worker may have
+/// before it hands new connections over.
+pub const SLACK: usize = 2;
+
+/// A connection another worker accepted and hands over (see [`Spread`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    stream: Accepted,
+    peer: SocketAddr,
+    permit: ConnPermit,
+}
+
+/// How the workers of one proxy share new connections.
+///
+/// The workers accept from the same sockets, and a connection that arrives
+/// while they all sleep wakes only one of them, which takes every
+/// connection waiting. A burst would pile onto that worker, and a
+/// connection stays for its life on the worker that serves it. So each
+/// worker counts its open sessions here, and one that accepts a connection
+/// while it has [`SLACK`] sessions more than the least-loaded worker hands
+/// the connection to that worker's Listener (HAProxy spreads accepted
+/// connections over its threads the same way). Short connections under a
+/// light load stay where they were accepted, which saves a wake-up each.
+#[derive(Debug)]
+pub struct Spread {
+    sessions: Box<[Counter]>,
+    listeners: OnceLock<Vec<Recipient<Adopt>>>,
+}
+
+/// One worker's count, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Counter(AtomicUsize);
+
+impl Spread {
+    /// Counts for `workers` workers; nothing is handed over until
+    /// [`Spread::set_listeners`].
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Self { sessions: (0..workers).map(|_| Counter::default()).collect(), listeners: OnceLock::new() })
+    }
+
+    /// The workers' Listeners, by worker index, once all have started.
+    pub fn set_listeners(&self, listeners: Vec<Recipient<Adopt>>) {
+        let _ = self.listeners.set(listeners);
+    }
+
+    /// Open sessions of each worker.
+    pub fn sessions(&self) -> Vec<usize> {
+        self.sessions.iter().map(|c| c.0.load(Relaxed)).collect()
+    }
+
+    /// Counts a session of `worker`: opened (`1`) or ended (`-1`). A
+    /// connection handed over is counted for its new worker at once, so
+    /// that a burst is not all handed to a worker that has yet to see it.
+    pub fn count(&self, worker: usize, delta: isize) {
+        if let Some(c) = self.sessions.get(worker) {
+            if delta >= 0 {
+                c.0.fetch_add(delta.unsigned_abs(), Relaxed);
+            } else {
+                let _ = c.0.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(delta.unsigned_abs())));
+            }
+        }
+    }
+
+    /// The worker that should serve a connection `me` accepted, if not `me`.
+    fn elsewhere(&self, me: usize) -> Option<usize> {
+        let mine = self.sessions.get(me)?.0.load(Relaxed);
+        let (least, fewest) = self.sessions.iter().map(|c| c.0.load(Relaxed)).enumerate().min_by_key(|&(_, n)| n)?;
+        (least != me && mine >= fewest + SLACK).then_some(least)
+    }
+
+    /// Hands `adopt` to worker `to`, counted there from now on; gives it
+    /// back if that worker is gone.
+    fn hand_over(&self, to: usize, adopt: Adopt) -> Result<(), Adopt> {
+        let Some(listener) = self.listeners.get().and_then(|l| l.get(to)) else {
+            return Err(adopt);
+        };
+        self.count(to, 1);
+        listener.try_send(adopt).map_err(|e| {
+            self.count(to, -1);
+            e.into_inner()
+        })
+    }
+}
 
 /// Stop accepting new connections; sessions already open carry on.
 #[derive(Message)]
@@ -132,7 +223,6 @@ impl Handler<SetTls> for Listener {
 }
 
 async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
-    let max = worker.settings.listener.max_connections;
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
@@ -155,12 +245,72 @@ async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
             drop(stream);
             continue;
         };
-        if worker.sessions.get() >= max {
-            debug!("connection refused peer={peer} reason=max_connections limit={max}");
-            drop(stream);
-            continue;
+        let mut adopt = Adopt { stream, peer, permit };
+        if let Some(to) = worker.spread.elsewhere(worker.index) {
+            match worker.spread.hand_over(to, adopt) {
+                Ok(()) => {
+                    debug!("connection handed over peer={peer} worker={} to={to}", worker.index);
+                    continue;
+                }
+                Err(back) => adopt = back,
+            }
         }
-        worker.sessions.set(worker.sessions.get() + 1);
-        TlsSession::new(stream, peer, worker.clone(), permit).start();
+        worker.spread.count(worker.index, 1);
+        serve(&worker, adopt);
+    }
+}
+
+/// Starts the session of a connection already counted in the worker's
+/// [`Spread`] count, unless the worker is full (the count is taken back).
+fn serve(worker: &Rc<Worker>, Adopt { stream, peer, permit }: Adopt) {
+    let max = worker.settings.listener.max_connections;
+    if worker.sessions.get() >= max {
+        debug!("connection refused peer={peer} reason=max_connections limit={max}");
+        worker.spread.count(worker.index, -1);
+        return;
+    }
+    match stream.register() {
+        Ok(stream) => {
+            worker.sessions.set(worker.sessions.get() + 1);
+            TlsSession::new(stream, peer, worker.clone(), permit).start();
+        }
+        Err(e) => {
+            warn!("connection dropped peer={peer} worker={} error={e}", worker.index);
+            worker.spread.count(worker.index, -1);
+        }
+    }
+}
+
+impl Handler<Adopt> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: Adopt, _: &mut Context<Self>) {
+        if !self.accepting {
+            debug!("connection refused peer={} reason=draining", msg.peer);
+            self.worker.spread.count(self.worker.index, -1);
+            return;
+        }
+        serve(&self.worker, msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_hands_over_once_it_has_slack_more_than_the_least_loaded() {
+        let spread = Spread::new(3);
+        assert_eq!(spread.elsewhere(0), None, "all even");
+        spread.count(0, SLACK as isize - 1);
+        assert_eq!(spread.elsewhere(0), None, "within the slack");
+        spread.count(0, 1);
+        assert_eq!(spread.elsewhere(0), Some(1), "the first of the least loaded");
+        spread.count(1, 3);
+        assert_eq!(spread.elsewhere(0), Some(2));
+        assert_eq!(spread.elsewhere(2), None, "the least loaded keeps its own");
+        spread.count(2, -5);
+        assert_eq!(spread.sessions(), [SLACK, 3, 0], "counts never go below zero");
+        assert_eq!(Spread::new(1).elsewhere(0), None, "one worker keeps everything");
+        assert_eq!(spread.elsewhere(7), None, "an unknown worker keeps it");
     }
 }

@@ -99,7 +99,7 @@ impl Actor for TlsSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.worker.metrics.connections(-1);
-        self.worker.sessions.set(self.worker.sessions.get().saturating_sub(1));
+        self.worker.session_closed();
     }
 }
 

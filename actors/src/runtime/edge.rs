@@ -195,6 +195,25 @@ struct Slots {
 impl Reactor {
     /// Registers `fd` (non-blocking) for both directions, edge-triggered.
     pub(super) fn register(self: &Rc<Self>, fd: impl AsFd) -> io::Result<Registration> {
+        use epoll::EventFlags as F;
+        self.add(fd, F::IN | F::OUT | F::RDHUP | F::ET)
+    }
+
+    /// Registers a listening socket (non-blocking), edge-triggered and
+    /// exclusive: when the workers sharing it all sleep, a new connection
+    /// wakes one of them, not every one (a worker that is awake still gets
+    /// the event, so a busy worker never holds a connection back). Each
+    /// worker accepts until `EAGAIN`, so whichever is woken takes every
+    /// connection waiting. Kernels before 4.5 lack the flag: all are woken.
+    pub(super) fn register_listener(self: &Rc<Self>, fd: impl AsFd) -> io::Result<Registration> {
+        use epoll::EventFlags as F;
+        match self.add(fd.as_fd(), F::IN | F::ET | F::EXCLUSIVE) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => self.add(fd, F::IN | F::ET),
+            other => other,
+        }
+    }
+
+    fn add(self: &Rc<Self>, fd: impl AsFd, flags: epoll::EventFlags) -> io::Result<Registration> {
         let mut slots = self.sources.borrow_mut();
         let slot = slots.free.pop().unwrap_or_else(|| {
             slots.entries.push((0, None));
@@ -205,7 +224,6 @@ impl Reactor {
         let source = Rc::new(Source::default());
         slots.entries[slot] = (generation, Some(source.clone()));
         drop(slots);
-        let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
         if let Err(e) = epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), flags) {
             self.release(slot);
             return Err(e.into());
@@ -376,5 +394,56 @@ impl Drop for Registration {
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration").field("slot", &self.slot).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    /// How many of two threads, each asleep in an epoll instance of its own
+    /// with the same listening socket registered, a new connection wakes.
+    fn threads_woken(listener: &std::net::TcpListener, exclusive: bool) -> usize {
+        let barrier = Arc::new(Barrier::new(3));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let fd = listener.try_clone().expect("clone");
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll");
+                    let reactor = Rc::new(Reactor { epoll, sources: RefCell::default() });
+                    let _reg = if exclusive { reactor.register_listener(&fd) } else { reactor.register(&fd) }
+                        .expect("register");
+                    barrier.wait();
+                    let mut events = Vec::with_capacity(4);
+                    let timeout = Timespec { tv_sec: 0, tv_nsec: 300_000_000 };
+                    epoll::wait(&reactor.epoll, spare_capacity(&mut events), Some(&timeout)).expect("wait");
+                    events.len()
+                })
+            })
+            .collect();
+        barrier.wait();
+        // Both are asleep in `epoll_wait` by now (were one not, it would
+        // find the event queued when it got there: counted as woken).
+        std::thread::sleep(Duration::from_millis(100));
+        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let woken = threads.into_iter().map(|t| t.join().expect("thread")).filter(|&n| n > 0).count();
+        listener.accept().expect("the connection waited");
+        woken
+    }
+
+    /// Workers share their listening sockets: a connection arriving while
+    /// they all sleep wakes one of them, not every one.
+    #[test]
+    fn a_new_connection_wakes_one_sleeping_worker() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        assert_eq!(threads_woken(&listener, false), 2, "without the flag, each sleeper is woken");
+        // A thread slow to reach `epoll_wait` would see the event too: one
+        // round of five with exactly one woken shows the flag at work.
+        let rounds: Vec<usize> = (0..5).map(|_| threads_woken(&listener, true)).collect();
+        assert!(rounds.contains(&1), "woken per round: {rounds:?}");
     }
 }

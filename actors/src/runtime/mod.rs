@@ -243,15 +243,33 @@ enum Listening {
 }
 
 impl LocalListener {
-    /// Accepts one connection.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    /// Accepts one connection, not yet registered anywhere: the worker
+    /// that serves it registers it (see [`Accepted::register`]).
+    pub async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
         match &self.0 {
             Listening::Edge { io, reg } => {
                 let (io, peer) = std::future::poll_fn(|cx| reg.poll_accept(cx, || accept_nonblocking(io))).await?;
-                Ok((TcpStream::from_nonblocking(io)?, peer))
+                Ok((Accepted(io), peer))
             }
-            Listening::Async(l) => l.accept().await,
+            Listening::Async(l) => {
+                let (io, peer) = l.io.read_with(|l| l.accept()).await?;
+                io.set_nonblocking(true)?;
+                Ok((Accepted(io), peer))
+            }
         }
+    }
+}
+
+/// An accepted, non-blocking connection that no worker has registered yet:
+/// it can be handed to another worker thread.
+#[derive(Debug)]
+pub struct Accepted(std::net::TcpStream);
+
+impl Accepted {
+    /// Registers the connection on the current thread (its worker's epoll
+    /// instance, or async-io off the workers).
+    pub fn register(self) -> io::Result<TcpStream> {
+        TcpStream::from_nonblocking(self.0)
     }
 }
 
@@ -474,7 +492,7 @@ pub fn local_listener(std: StdTcpListener) -> io::Result<LocalListener> {
     Ok(LocalListener(match edge::current() {
         Some(reactor) => {
             std.set_nonblocking(true)?;
-            let reg = reactor.register(&std)?;
+            let reg = reactor.register_listener(&std)?;
             Listening::Edge { io: std, reg }
         }
         None => Listening::Async(listener(std)?),
@@ -606,7 +624,8 @@ mod tests {
             let addr = std.local_addr().expect("addr");
             let listener = local_listener(std).expect("listener");
             let client = std::net::TcpStream::connect(addr).expect("connect");
-            let (stream, peer) = listener.accept().await.expect("accept");
+            let (accepted, peer) = listener.accept().await.expect("accept");
+            let stream = accepted.register().expect("register");
             assert_eq!(peer, client.local_addr().expect("client addr"));
             assert!(stream.std().nodelay().expect("nodelay"), "TCP_NODELAY");
             let mut byte = [0u8; 1];
