@@ -55,7 +55,7 @@ pub struct Worker {
     pub pool: RefCell<ConnPool>,
     /// I/O buffers lent to sessions while they serve a request.
     pub bufs: BufPool,
-    /// Open client sessions (the Listener counts them in, [`Worker::session_closed`] out).
+    /// Open client sessions.
     pub sessions: Cell<usize>,
     /// The session counts of all workers, and their Listeners.
     pub spread: Arc<Spread>,
@@ -68,12 +68,6 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Counts a session of this worker as ended.
-    pub fn session_closed(&self) {
-        self.sessions.set(self.sessions.get().saturating_sub(1));
-        self.spread.count(self.index, -1);
-    }
-
     /// A fresh connection id, unique within this worker.
     pub fn next_conn_id(&self) -> u64 {
         let id = self.next_conn.get();

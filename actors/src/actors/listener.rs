@@ -46,6 +46,7 @@ pub struct Adopt {
     stream: Accepted,
     peer: SocketAddr,
     permit: ConnPermit,
+    counted: Counted,
 }
 
 /// How the workers of one proxy share new connections.
@@ -87,10 +88,16 @@ impl Spread {
         self.sessions.iter().map(|c| c.0.load(Relaxed)).collect()
     }
 
-    /// Counts a session of `worker`: opened (`1`) or ended (`-1`). A
+    /// Counts a connection for `worker` until the returned guard drops
+    /// (with the session that serves it, or at once if none does). A
     /// connection handed over is counted for its new worker at once, so
     /// that a burst is not all handed to a worker that has yet to see it.
-    pub fn count(&self, worker: usize, delta: isize) {
+    fn counted(self: &Arc<Self>, worker: usize) -> Counted {
+        self.count(worker, 1);
+        Counted { spread: self.clone(), worker }
+    }
+
+    fn count(&self, worker: usize, delta: isize) {
         if let Some(c) = self.sessions.get(worker) {
             if delta >= 0 {
                 c.0.fetch_add(delta.unsigned_abs(), Relaxed);
@@ -107,17 +114,31 @@ impl Spread {
         (least != me && mine >= fewest + SLACK).then_some(least)
     }
 
-    /// Hands `adopt` to worker `to`, counted there from now on; gives it
-    /// back if that worker is gone.
-    fn hand_over(&self, to: usize, adopt: Adopt) -> Result<(), Adopt> {
-        let Some(listener) = self.listeners.get().and_then(|l| l.get(to)) else {
-            return Err(adopt);
+    /// Hands `adopt`, counted for worker `to`, to that worker; gives it
+    /// back, counted for `me` instead, if that worker is gone.
+    fn hand_over(self: &Arc<Self>, me: usize, to: usize, adopt: Adopt) -> Result<(), Adopt> {
+        let sent = match self.listeners.get().and_then(|l| l.get(to)) {
+            Some(listener) => listener.try_send(adopt).map_err(SendError::into_inner),
+            None => Err(adopt),
         };
-        self.count(to, 1);
-        listener.try_send(adopt).map_err(|e| {
-            self.count(to, -1);
-            e.into_inner()
+        sent.map_err(|mut adopt| {
+            adopt.counted = self.counted(me);
+            adopt
         })
+    }
+}
+
+/// A connection counted in a worker's [`Spread`] count; dropping it takes
+/// the count back (like a [`ConnPermit`] for its client's address).
+#[derive(Debug)]
+pub struct Counted {
+    spread: Arc<Spread>,
+    worker: usize,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.spread.count(self.worker, -1);
     }
 }
 
@@ -245,9 +266,11 @@ async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
             drop(stream);
             continue;
         };
-        let mut adopt = Adopt { stream, peer, permit };
-        if let Some(to) = worker.spread.elsewhere(worker.index) {
-            match worker.spread.hand_over(to, adopt) {
+        let to = worker.spread.elsewhere(worker.index);
+        let counted = worker.spread.counted(to.unwrap_or(worker.index));
+        let mut adopt = Adopt { stream, peer, permit, counted };
+        if let Some(to) = to {
+            match worker.spread.hand_over(worker.index, to, adopt) {
                 Ok(()) => {
                     debug!("connection handed over peer={peer} worker={} to={to}", worker.index);
                     continue;
@@ -255,29 +278,23 @@ async fn accept_loop(socket: Rc<LocalListener>, worker: Rc<Worker>) {
                 Err(back) => adopt = back,
             }
         }
-        worker.spread.count(worker.index, 1);
         serve(&worker, adopt);
     }
 }
 
-/// Starts the session of a connection already counted in the worker's
-/// [`Spread`] count, unless the worker is full (the count is taken back).
-fn serve(worker: &Rc<Worker>, Adopt { stream, peer, permit }: Adopt) {
+/// Starts the session of a connection, unless the worker is full.
+fn serve(worker: &Rc<Worker>, Adopt { stream, peer, permit, counted }: Adopt) {
     let max = worker.settings.listener.max_connections;
     if worker.sessions.get() >= max {
         debug!("connection refused peer={peer} reason=max_connections limit={max}");
-        worker.spread.count(worker.index, -1);
         return;
     }
     match stream.register() {
         Ok(stream) => {
             worker.sessions.set(worker.sessions.get() + 1);
-            TlsSession::new(stream, peer, worker.clone(), permit).start();
+            TlsSession::new(stream, peer, worker.clone(), permit, counted).start();
         }
-        Err(e) => {
-            warn!("connection dropped peer={peer} worker={} error={e}", worker.index);
-            worker.spread.count(worker.index, -1);
-        }
+        Err(e) => warn!("connection dropped peer={peer} worker={} error={e}", worker.index),
     }
 }
 
@@ -286,7 +303,6 @@ impl Handler<Adopt> for Listener {
     fn handle(&mut self, msg: Adopt, _: &mut Context<Self>) {
         if !self.accepting {
             debug!("connection refused peer={} reason=draining", msg.peer);
-            self.worker.spread.count(self.worker.index, -1);
             return;
         }
         serve(&self.worker, msg);
@@ -310,6 +326,10 @@ mod tests {
         assert_eq!(spread.elsewhere(2), None, "the least loaded keeps its own");
         spread.count(2, -5);
         assert_eq!(spread.sessions(), [SLACK, 3, 0], "counts never go below zero");
+        let held = spread.counted(2);
+        assert_eq!(spread.sessions(), [SLACK, 3, 1]);
+        drop(held);
+        assert_eq!(spread.sessions(), [SLACK, 3, 0], "a dropped guard takes its count back");
         assert_eq!(Spread::new(1).elsewhere(0), None, "one worker keeps everything");
         assert_eq!(spread.elsewhere(7), None, "an unknown worker keeps it");
     }

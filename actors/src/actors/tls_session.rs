@@ -29,6 +29,7 @@ use log::{Level, debug, info, log_enabled};
 use rustls::server::{ServerConfig, UnbufferedServerConnection};
 
 use crate::actors::balancer::{Pick, PickError};
+use crate::actors::listener::Counted;
 use crate::balance::load::RetryToken;
 use crate::balance::{BackendId, FailureKind, PickRequest};
 use crate::http1::{
@@ -75,12 +76,14 @@ pub struct TlsSession {
     worker: Rc<Worker>,
     /// The client IP's connection slot, released when the session ends.
     _permit: ConnPermit,
+    /// The session in its worker's count of the Spread, taken back when it ends.
+    _counted: Counted,
 }
 
 impl TlsSession {
     /// A session for an accepted connection (counted by the Listener).
-    pub fn new(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, permit: ConnPermit) -> Self {
-        Self { stream: Some(stream), peer, worker, _permit: permit }
+    pub fn new(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, permit: ConnPermit, counted: Counted) -> Self {
+        Self { stream: Some(stream), peer, worker, _permit: permit, _counted: counted }
     }
 }
 
@@ -99,7 +102,7 @@ impl Actor for TlsSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.worker.metrics.connections(-1);
-        self.worker.session_closed();
+        self.worker.sessions.set(self.worker.sessions.get().saturating_sub(1));
     }
 }
 
