@@ -226,8 +226,14 @@ pub struct TcpListener {
 impl TcpListener {
     /// Accepts one connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (accepted, peer) = self.accept_unregistered().await?;
+        Ok((accepted.register()?, peer))
+    }
+
+    async fn accept_unregistered(&self) -> io::Result<(Accepted, SocketAddr)> {
         let (io, peer) = self.io.read_with(|l| l.accept()).await?;
-        Ok((TcpStream::from_std(io)?, peer))
+        io.set_nonblocking(true)?;
+        Ok((Accepted(io), peer))
     }
 }
 
@@ -251,11 +257,7 @@ impl LocalListener {
                 let (io, peer) = std::future::poll_fn(|cx| reg.poll_accept(cx, || accept_nonblocking(io))).await?;
                 Ok((Accepted(io), peer))
             }
-            Listening::Async(l) => {
-                let (io, peer) = l.io.read_with(|l| l.accept()).await?;
-                io.set_nonblocking(true)?;
-                Ok((Accepted(io), peer))
-            }
+            Listening::Async(l) => l.accept_unregistered().await,
         }
     }
 }
