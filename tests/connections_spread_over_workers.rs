@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestProxy, TlsClient};
 use terminus_actors::actors::listener::SLACK;
 
-fn served(proxy: &TestProxy) -> TlsClient {
-    let mut c = proxy.client();
+/// `c`, once a request on it was answered 200.
+fn served(mut c: TlsClient) -> TlsClient {
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
     assert_eq!(c.read_response(false).expect("response").status, 200);
     c
@@ -37,18 +37,13 @@ fn connections_spread_over_workers_one_by_one_and_in_a_burst() {
     let proxy = TestProxy::start_with(&[backend.addr()], |s| s.runtime.workers = 2);
     // One at a time while the workers sleep: each arrival wakes one worker
     // only, which would keep them all.
-    let mut open: Vec<TlsClient> = (0..16).map(|_| served(&proxy)).collect();
+    let mut open: Vec<TlsClient> = (0..16).map(|_| served(proxy.client())).collect();
     assert_even(&spread_at(&proxy, 16), SLACK);
     // A burst from many threads at once.
     let burst: Vec<_> = (0..24)
         .map(|_| {
             let (addr, tls) = (proxy.addr(), proxy.tls.clone());
-            std::thread::spawn(move || {
-                let mut c = TlsClient::connect(addr, tls).expect("connect");
-                c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
-                assert_eq!(c.read_response(false).expect("response").status, 200);
-                c
-            })
+            std::thread::spawn(move || served(TlsClient::connect(addr, tls).expect("connect")))
         })
         .collect();
     open.extend(burst.into_iter().map(|t| t.join().expect("client")));
@@ -127,11 +122,7 @@ fn clients_that_leave_abruptly_leave_no_count_behind_on_any_worker() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while open.len() < PER_IP {
         match TlsClient::connect(proxy.addr(), proxy.tls.clone()) {
-            Ok(mut c) => {
-                c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
-                assert_eq!(c.read_response(false).expect("response").status, 200);
-                open.push(c);
-            }
+            Ok(c) => open.push(served(c)),
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => panic!("a per-IP slot was never freed, {} of {PER_IP} open: {e}", open.len()),
         }
