@@ -115,7 +115,8 @@ impl Spread {
     }
 
     /// Hands `adopt`, counted for worker `to`, to that worker; gives it
-    /// back, counted for `me` instead, if that worker is gone.
+    /// back, counted for `me` instead, if that worker's Listener is gone
+    /// or its mailbox is full.
     fn hand_over(self: &Arc<Self>, me: usize, to: usize, adopt: Adopt) -> Result<(), Adopt> {
         let sent = match self.listeners.get().and_then(|l| l.get(to)) {
             Some(listener) => listener.try_send(adopt).map_err(SendError::into_inner),
